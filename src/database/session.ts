@@ -1,0 +1,136 @@
+/**
+ * Tamper-proof claims: how verified claims reach `auth.session()` (security property 2).
+ *
+ * Clients send raw SQL, so any setting they can read they can also write. The gateway therefore never
+ * installs claims as plain JSON: it seals the verified claims into an *envelope*
+ *
+ *     v1.<exp>.<base64url(claims JSON)>.<base64url(HMAC-SHA256(key, "v1.<exp>.<base64url(claims JSON)>"))>
+ *
+ * with a per-database key kept in `pgauthorize.secret`, a table only the owner can read, and stores the
+ * envelope in the setting `pg_authorize.session`. `auth.session()` (SECURITY DEFINER) recomputes the HMAC
+ * and checks `exp` against the clock on *every* read, and fails closed: a missing envelope is JSON `null`
+ * (no identity), a forged, altered or expired one raises SQLSTATE 28000.
+ *
+ * The envelope is base64url and digits only, so it can be embedded in SQL text as a literal without
+ * escaping; the claims are re-serialized from the verified object, never the raw token payload.
+ *
+ * @module
+ */
+import { createHmac, randomBytes } from 'node:crypto'
+import type pg from 'pg'
+import { PgAuthorizeError } from '../errors.js'
+
+/** The setting that holds the sealed claims. */
+export const SESSION_SETTING = 'pg_authorize.session'
+
+/** The per-database key that seals claims. Read once by the gateway through its owner connection. */
+export interface SessionKey {
+  readonly key: Buffer
+}
+
+/** A new random 32-byte key, as setup stores it. */
+export function newSessionKey(): Buffer {
+  return randomBytes(32)
+}
+
+export type Claims = Record<string, unknown>
+
+export interface SealOptions {
+  /** Envelope expiry, epoch seconds. Default: the claims' own `exp`, capped at now + maxTtlSeconds. */
+  expiresAt?: number
+  /** Upper bound on the envelope's life when the claims carry no earlier `exp`. Default 3600. */
+  maxTtlSeconds?: number
+  /** Clock seam (ms). */
+  now?: () => number
+}
+
+/**
+ * Seals verified claims into an envelope for `pg_authorize.session`.
+ * The envelope never outlives the token: its expiry is the claims' `exp` when that is earlier.
+ */
+export function sealClaims(key: SessionKey, claims: Claims, options: SealOptions = {}): string {
+  if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
+    throw new PgAuthorizeError('ERR_INVALID_CLAIMS', 'claims must be a JSON object')
+  }
+  const nowS = Math.floor((options.now ?? Date.now)() / 1000)
+  const cap = nowS + (options.maxTtlSeconds ?? 3600)
+  const claimExp = typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? Math.floor(claims.exp) : undefined
+  let exp = options.expiresAt ?? cap
+  if (claimExp !== undefined) exp = Math.min(exp, claimExp)
+  // Re-serialize: a verified object in, canonical JSON text out (never the token's own payload bytes).
+  const payload = Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')
+  const signingInput = `v1.${exp}.${payload}`
+  const mac = createHmac('sha256', key.key).update(signingInput, 'utf8').digest('base64url')
+  return `${signingInput}.${mac}`
+}
+
+/** The envelope's expiry (epoch seconds), without checking the MAC. */
+export function envelopeExpiry(envelope: string): number {
+  return Number(envelope.split('.', 3)[1])
+}
+
+/** Reads the session key through an owner connection. Fails with ERR_DB_NOT_SET_UP when setup has not run. */
+export async function loadSessionKey(owner: pg.ClientBase): Promise<SessionKey> {
+  try {
+    const r = await owner.query<{ key: Buffer }>('select key from pgauthorize.secret where id = 1')
+    if (r.rows.length !== 1) throw new Error('no secret row')
+    return { key: r.rows[0]!.key }
+  } catch (err) {
+    throw new PgAuthorizeError(
+      'ERR_DB_NOT_SET_UP',
+      'pg-authorize is not set up in this database (or the connection lacks owner rights)',
+      { cause: err, hint: 'run: pg-authorize setup --database-url OWNER_URL' },
+    )
+  }
+}
+
+/** SQL that installs an envelope for the rest of the session (`local=false`) or the transaction (`local=true`). */
+export function installClaimsSql(envelope: string, local: boolean): string {
+  if (!/^v1\.\d+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/.test(envelope)) {
+    throw new PgAuthorizeError('ERR_INTERNAL', 'refusing to install a malformed claims envelope')
+  }
+  return `select pg_catalog.set_config('${SESSION_SETTING}', '${envelope}', ${local ? 'true' : 'false'})`
+}
+
+/** SQL that removes any identity from the session. */
+export const CLEAR_CLAIMS_SQL = `select pg_catalog.set_config('${SESSION_SETTING}', '', false)`
+
+/**
+ * Resets every piece of session state a client could leave behind on a pooled connection
+ * (Neon's local_proxy check-in sequence, plus the claims). Safe to send as one simple-protocol string
+ * and inside no transaction. Security property 4: run before a connection is reused.
+ */
+export const RESET_SESSION_SQL = [
+  'ROLLBACK',
+  'CLOSE ALL',
+  'RESET ALL',
+  'DEALLOCATE ALL',
+  'UNLISTEN *',
+  'SELECT pg_catalog.pg_advisory_unlock_all()',
+  'DISCARD TEMP',
+  'DISCARD SEQUENCES',
+  CLEAR_CLAIMS_SQL,
+].join('; ')
+
+/**
+ * Runs `fn` inside one transaction on `client` with `claims` installed transaction-locally, then commits
+ * (or rolls back on error). The claims vanish at the end of the transaction whatever `fn` did.
+ */
+export async function withClaims<T>(
+  client: pg.ClientBase,
+  key: SessionKey,
+  claims: Claims,
+  fn: (client: pg.ClientBase) => Promise<T>,
+  options: SealOptions = {},
+): Promise<T> {
+  const envelope = sealClaims(key, claims, options)
+  await client.query(`BEGIN; ${installClaimsSql(envelope, true)}`)
+  try {
+    const result = await fn(client)
+    await client.query('COMMIT')
+    return result
+  } catch (err) {
+    await client.query('ROLLBACK').catch(() => {})
+    throw err
+  }
+}

@@ -1,0 +1,373 @@
+/**
+ * `pg-authorize setup`: installs everything a database needs, idempotently, in one transaction.
+ *
+ * - the migrations under `sql/` (the private `pgauthorize` schema and the `auth` schema);
+ * - the per-database sealing key;
+ * - the restricted roles (`authenticated`, `anonymous`, and any custom ones), which log in with a random
+ *   password that only the owner can read (security property 5), and which can never bypass RLS;
+ * - the grants of Neon's "set up roles" step, plus sequences and the `auth` functions.
+ *
+ * `uninstall` removes what setup installed and leaves user data alone.
+ *
+ * @module
+ */
+import { createHash, randomBytes } from 'node:crypto'
+import pg from 'pg'
+import { PgAuthorizeError } from '../errors.js'
+import { applyMigrations, installedVersion } from './migrations.js'
+import { newSessionKey } from './session.js'
+import { connectOwner, quoteIdent, quoteLiteral, withUser } from './connect.js'
+
+/** The roles every setup creates. */
+export const DEFAULT_ROLES = ['authenticated', 'anonymous'] as const
+
+export interface SetupOptions {
+  /** Schemas whose tables the restricted roles are granted. Default `['public']`. */
+  schemas?: string[]
+  /** Grant table and sequence privileges in those schemas. Default true. */
+  grants?: boolean
+  /** Custom restricted roles, in addition to `authenticated` and `anonymous`. */
+  roles?: string[]
+  /** Progress lines (never secrets). */
+  log?: (line: string) => void
+}
+
+export interface SetupResult {
+  database: string
+  /** Migrations applied by this run (empty when already up to date). */
+  applied: string[]
+  /** Roles created by this run. */
+  rolesCreated: string[]
+  /** Roles whose login password was (re)set by this run. */
+  passwordsSet: string[]
+  /** Every restricted role set up in this database. */
+  roles: string[]
+  /** Installed schema version after the run. */
+  version: number
+}
+
+const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/
+const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/
+
+function validateNames(options: SetupOptions): { schemas: string[]; roles: string[] } {
+  const schemas = options.schemas?.length ? [...new Set(options.schemas)] : ['public']
+  for (const s of schemas) {
+    if (!SCHEMA_NAME.test(s)) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `invalid schema name '${s}'`)
+    if (s === 'auth' || s === 'pgauthorize' || s.startsWith('pg_')) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `schema '${s}' is reserved and cannot be granted`)
+    }
+  }
+  const roles = [...new Set([...DEFAULT_ROLES, ...(options.roles ?? [])])]
+  for (const r of roles) {
+    if (!ROLE_NAME.test(r)) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `invalid role name '${r}' (lowercase letters, digits, _)`)
+    }
+    if (r.startsWith('pg_') || r === 'public' || r === 'postgres') {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `role name '${r}' is reserved`)
+    }
+  }
+  return { schemas, roles }
+}
+
+/** Checks the connection may run setup: owner of the database, able to create roles, Postgres 14+. */
+async function checkOwner(client: pg.ClientBase): Promise<void> {
+  const r = await client.query<{
+    version: number
+    super: boolean
+    createrole: boolean
+    owns: boolean
+    can_create: boolean
+  }>(`select current_setting('server_version_num')::int as version,
+            r.rolsuper as super, r.rolcreaterole as createrole,
+            pg_has_role(current_user, d.datdba, 'USAGE') as owns,
+            has_database_privilege(current_user, current_database(), 'CREATE') as can_create
+       from pg_roles r, pg_database d
+      where r.rolname = current_user and d.datname = current_database()`)
+  const row = r.rows[0]!
+  if (row.version < 140000) {
+    throw new PgAuthorizeError('ERR_DB_UNSUPPORTED_VERSION', `Postgres ${Math.floor(row.version / 10000)} is not supported; pg-authorize needs 14 or later`)
+  }
+  if (!row.super && !(row.owns && row.can_create && row.createrole)) {
+    throw new PgAuthorizeError(
+      'ERR_DB_NOT_OWNER',
+      'setup needs the database owner with CREATEROLE (or a superuser); this connection is not',
+      { hint: 'use the owner connection string (the one you run migrations with)' },
+    )
+  }
+}
+
+/** HMAC-SHA256 inner/outer padded keys, stored so auth.session() needs only core sha256(). */
+function hmacPads(key: Buffer): { ipad: Buffer; opad: Buffer } {
+  const block = Buffer.alloc(64)
+  key.copy(block)
+  return { ipad: Buffer.from(block.map((b) => b ^ 0x36)), opad: Buffer.from(block.map((b) => b ^ 0x5c)) }
+}
+
+interface RoleRow {
+  rolname: string
+  rolsuper: boolean
+  rolbypassrls: boolean
+  rolcreaterole: boolean
+  rolcreatedb: boolean
+  rolreplication: boolean
+  rolcanlogin: boolean
+  rolinherit: boolean
+  member_of: string[] | null
+}
+
+async function ensureRole(
+  client: pg.ClientBase,
+  role: string,
+  result: SetupResult,
+): Promise<void> {
+  const existing = await client.query<RoleRow>(
+    `select r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb, r.rolreplication,
+            r.rolcanlogin, r.rolinherit,
+            (select array_agg(g.rolname::text) from pg_auth_members m join pg_roles g on g.oid = m.roleid
+              where m.member = r.oid) as member_of
+       from pg_roles r where r.rolname = $1`,
+    [role],
+  )
+  const stored = await client.query<{ password: string }>(
+    'select password from pgauthorize.role_credentials where role = $1',
+    [role],
+  )
+  let password = stored.rows[0]?.password
+  const attrs = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS'
+  if (existing.rows.length === 0) {
+    password ??= randomBytes(24).toString('base64url')
+    await client.query(`create role ${quoteIdent(role)} ${attrs} password ${quoteLiteral(password)}`)
+    result.rolesCreated.push(role)
+    result.passwordsSet.push(role)
+  } else {
+    const r = existing.rows[0]!
+    if (r.rolsuper || r.rolbypassrls || r.rolreplication) {
+      throw new PgAuthorizeError(
+        'ERR_INVALID_ARGUMENT',
+        `role '${role}' already exists with SUPERUSER, BYPASSRLS or REPLICATION; a restricted role must not bypass RLS`,
+        { hint: `drop or alter the role first (ALTER ROLE ${role} NOSUPERUSER NOBYPASSRLS NOREPLICATION)` },
+      )
+    }
+    if (r.member_of?.length) {
+      throw new PgAuthorizeError(
+        'ERR_INVALID_ARGUMENT',
+        `role '${role}' is a member of ${r.member_of.join(', ')}; a restricted role must not be able to SET ROLE to anything`,
+        { hint: `REVOKE ${r.member_of.join(', ')} FROM ${role}` },
+      )
+    }
+    if (r.rolcreaterole || r.rolcreatedb || !r.rolcanlogin || r.rolinherit) {
+      await client.query(`alter role ${quoteIdent(role)} ${attrs}`)
+    }
+    if (password === undefined) {
+      // The role exists (made by hand, or by setup in another database of this cluster) but this database
+      // holds no password for it: set a new one. Gateways of other databases must re-run setup.
+      password = randomBytes(24).toString('base64url')
+      await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
+      result.passwordsSet.push(role)
+    }
+  }
+  if (stored.rows.length === 0) {
+    await client.query('insert into pgauthorize.role_credentials (role, password) values ($1, $2)', [role, password])
+  }
+}
+
+async function grant(client: pg.ClientBase, roles: string[], schemas: string[], tables: boolean): Promise<void> {
+  const list = roles.map(quoteIdent).join(', ')
+  await client.query(`grant usage on schema auth to ${list}`)
+  await client.query(`grant execute on all functions in schema auth to ${list}`)
+  await client.query(`grant connect on database ${quoteIdent((await currentDatabase(client)))} to ${list}`)
+  if (!tables) return
+  for (const s of schemas) {
+    const schema = quoteIdent(s)
+    const exists = await client.query('select 1 from pg_namespace where nspname = $1', [s])
+    if (exists.rows.length === 0) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `schema '${s}' does not exist`)
+    }
+    await client.query(`grant usage on schema ${schema} to ${list}`)
+    await client.query(`grant select, insert, update, delete on all tables in schema ${schema} to ${list}`)
+    await client.query(`alter default privileges in schema ${schema} grant select, insert, update, delete on tables to ${list}`)
+    await client.query(`grant usage, select on all sequences in schema ${schema} to ${list}`)
+    await client.query(`alter default privileges in schema ${schema} grant usage, select on sequences to ${list}`)
+  }
+}
+
+async function currentDatabase(client: pg.ClientBase): Promise<string> {
+  return (await client.query<{ d: string }>('select current_database() as d')).rows[0]!.d
+}
+
+/**
+ * Checks that each role can log in with its stored password, and resets the password of any that cannot
+ * (someone changed it by hand). Runs after commit, because logging in needs the committed role.
+ */
+async function verifyLogins(ownerUrl: string, client: pg.ClientBase, roles: string[], result: SetupResult): Promise<void> {
+  const creds = await client.query<{ role: string; password: string }>(
+    'select role, password from pgauthorize.role_credentials where role = any($1)',
+    [roles],
+  )
+  for (const { role, password } of creds.rows) {
+    const c = new pg.Client({ connectionString: withUser(ownerUrl, role, password) })
+    try {
+      await c.connect()
+      await c.end()
+    } catch (err) {
+      await c.end().catch(() => {})
+      if ((err as { code?: string }).code === '28P01') {
+        await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
+        result.passwordsSet.push(role)
+      }
+      // Other failures (pg_hba not allowing this host, say) are left for the gateway to report.
+    }
+  }
+}
+
+/** Installs or upgrades pg-authorize in the database named by `ownerUrl`. Idempotent. */
+export async function setup(ownerUrl: string, options: SetupOptions = {}): Promise<SetupResult> {
+  const { schemas, roles } = validateNames(options)
+  const log = options.log ?? (() => {})
+  const client = await connectOwner(ownerUrl)
+  try {
+    await checkOwner(client)
+    const database = await currentDatabase(client)
+    const result: SetupResult = { database, applied: [], rolesCreated: [], passwordsSet: [], roles: [], version: 0 }
+    await client.query('begin')
+    try {
+      // One setup at a time per cluster: roles are cluster-wide.
+      await client.query(`select pg_advisory_xact_lock(hashtext('pgauthorize.setup'))`)
+      result.applied = await applyMigrations(client)
+      for (const m of result.applied) log(`applied migration ${m}`)
+      const key = newSessionKey()
+      const { ipad, opad } = hmacPads(key)
+      await client.query(
+        'insert into pgauthorize.secret (id, key, ipad, opad) values (1, $1, $2, $3) on conflict (id) do nothing',
+        [key, ipad, opad],
+      )
+      for (const role of roles) await ensureRole(client, role, result)
+      const all = await client.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')
+      result.roles = all.rows.map((r) => r.role)
+      await grant(client, result.roles, schemas, options.grants !== false)
+      result.version = (await installedVersion(client)) ?? 0
+      await client.query('commit')
+    } catch (err) {
+      await client.query('rollback').catch(() => {})
+      throw err
+    }
+    await verifyLogins(ownerUrl, client, result.roles, result)
+    for (const r of result.rolesCreated) log(`created role ${r}`)
+    return result
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+export interface UninstallOptions {
+  /** Also drop RLS policies that call `auth.*` functions. Without it, such policies stop the uninstall. */
+  cascade?: boolean
+  schemas?: string[]
+  log?: (line: string) => void
+}
+
+export interface UninstallResult {
+  droppedRoles: string[]
+  /** Roles kept because objects (policies, grants) in some database still refer to them; set NOLOGIN. */
+  keptRoles: string[]
+  droppedPolicies: string[]
+}
+
+/** Removes what setup installed: the `auth` and `pgauthorize` schemas, the grants and (when unused) the roles. */
+export async function uninstall(ownerUrl: string, options: UninstallOptions = {}): Promise<UninstallResult> {
+  const schemas = options.schemas?.length ? options.schemas : ['public']
+  const client = await connectOwner(ownerUrl)
+  const result: UninstallResult = { droppedRoles: [], keptRoles: [], droppedPolicies: [] }
+  try {
+    await checkOwner(client)
+    await client.query('begin')
+    try {
+      await client.query(`select pg_advisory_xact_lock(hashtext('pgauthorize.setup'))`)
+      const policies = await client.query<{ name: string }>(
+        `select distinct format('%I on %s', p.polname, p.polrelid::regclass) as name
+           from pg_depend d
+           join pg_policy p on d.classid = 'pg_policy'::regclass and d.objid = p.oid
+           join pg_proc f on d.refclassid = 'pg_proc'::regclass and d.refobjid = f.oid
+           join pg_namespace n on n.oid = f.pronamespace
+          where n.nspname = 'auth'`,
+      )
+      if (policies.rows.length && !options.cascade) {
+        throw new PgAuthorizeError(
+          'ERR_INVALID_ARGUMENT',
+          `${policies.rows.length} polic${policies.rows.length === 1 ? 'y calls' : 'ies call'} auth functions: ${policies.rows.map((r) => r.name).join(', ')}`,
+          { hint: 'drop those policies first, or pass --cascade to drop them with the auth schema' },
+        )
+      }
+      result.droppedPolicies = policies.rows.map((r) => r.name)
+      const hasPrivate = (await client.query(`select to_regclass('pgauthorize.role_credentials') as t`)).rows[0]?.t
+      const roles = hasPrivate
+        ? (await client.query<{ role: string }>('select role from pgauthorize.role_credentials')).rows.map((r) => r.role)
+        : [...DEFAULT_ROLES]
+      const existing = (
+        await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [roles])
+      ).rows.map((r) => r.rolname)
+      await client.query('drop schema if exists auth cascade')
+      await client.query('drop schema if exists pgauthorize cascade')
+      if (existing.length) {
+        const list = existing.map(quoteIdent).join(', ')
+        for (const s of schemas) {
+          const ok = await client.query('select 1 from pg_namespace where nspname = $1', [s])
+          if (!ok.rows.length) continue
+          const schema = quoteIdent(s)
+          await client.query(`revoke all on all tables in schema ${schema} from ${list}`)
+          await client.query(`revoke all on all sequences in schema ${schema} from ${list}`)
+          await client.query(`alter default privileges in schema ${schema} revoke all on tables from ${list}`)
+          await client.query(`alter default privileges in schema ${schema} revoke all on sequences from ${list}`)
+          await client.query(`revoke all on schema ${schema} from ${list}`)
+        }
+        await client.query(`revoke connect on database ${quoteIdent(await currentDatabase(client))} from ${list}`)
+      }
+      for (const role of existing) {
+        await client.query('savepoint drop_role')
+        try {
+          await client.query(`drop role ${quoteIdent(role)}`)
+          await client.query('release savepoint drop_role')
+          result.droppedRoles.push(role)
+        } catch {
+          // Still referenced (policies TO the role, or objects in another database): keep it, but nobody
+          // can log in with a password that no longer exists anywhere.
+          await client.query('rollback to savepoint drop_role')
+          await client.query(`alter role ${quoteIdent(role)} nologin password null`)
+          result.keptRoles.push(role)
+        }
+      }
+      await client.query('commit')
+    } catch (err) {
+      await client.query('rollback').catch(() => {})
+      throw err
+    }
+    return result
+  } finally {
+    await client.end().catch(() => {})
+  }
+}
+
+/** A stable fingerprint of everything setup manages, for idempotency checks and `status`. */
+export async function setupFingerprint(ownerUrl: string): Promise<string> {
+  const client = await connectOwner(ownerUrl)
+  try {
+    const r = await client.query(`
+      select
+        (select json_agg(x order by x) from (select rolname || ':' || rolsuper || rolinherit || rolcanlogin || rolbypassrls
+           || coalesce(array_to_string(rolconfig, ','), '') as x
+           from pg_roles where rolname in (select role from pgauthorize.role_credentials)) r) as roles,
+        (select json_agg(x order by x) from (select c.oid::regclass::text || coalesce(c.relacl::text, '') as x
+           from pg_class c join pg_namespace n on n.oid = c.relnamespace
+           where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')) t) as acls,
+        (select json_agg(x order by x) from (select p.oid::regprocedure::text || coalesce(p.proacl::text, '') || md5(coalesce(p.prosrc, '')) as x
+           from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('auth', 'pgauthorize')) f) as funcs,
+        (select json_agg(x order by x) from (select coalesce(defaclacl::text, '') || defaclobjtype as x from pg_default_acl) d) as defaults,
+        (select json_agg(x order by x) from (select nspname || coalesce(nspacl::text, '') as x from pg_namespace) n) as schemas,
+        (select json_agg(version order by version) from pgauthorize.migrations) as migrations,
+        (select md5(key::text) from pgauthorize.secret) as secret,
+        (select json_agg(role || md5(password) order by role) from pgauthorize.role_credentials) as creds`)
+    return createHash('sha256').update(JSON.stringify(r.rows[0])).digest('hex')
+  } finally {
+    await client.end().catch(() => {})
+  }
+}

@@ -1,0 +1,29 @@
+/** Connections logged in as a restricted role, as the gateway opens them. */
+import pg from 'pg'
+import { openDatabaseContext, type DatabaseContext } from '../../src/database/context.js'
+import { installClaimsSql, sealClaims, type Claims } from '../../src/database/session.js'
+
+export async function roleClient(ctx: DatabaseContext, role = 'authenticated'): Promise<pg.Client> {
+  const c = new pg.Client(ctx.roleConnectionConfig(role))
+  await c.connect()
+  return c
+}
+
+/** A restricted-role connection with `claims` installed for the session (null: no identity). */
+export async function clientWithClaims(ctx: DatabaseContext, claims: Claims | null, role = 'authenticated'): Promise<pg.Client> {
+  const c = await roleClient(ctx, role)
+  if (claims) await c.query(installClaimsSql(sealClaims(ctx.sessionKey, claims), false))
+  return c
+}
+
+export { openDatabaseContext }
+
+/** Runs `fn` and returns the SQLSTATE it failed with, or 'no error'. */
+export async function sqlstate(fn: () => Promise<unknown>): Promise<string> {
+  try {
+    await fn()
+    return 'no error'
+  } catch (err) {
+    return (err as { code?: string }).code ?? `non-SQL error: ${String(err)}`
+  }
+}
