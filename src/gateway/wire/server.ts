@@ -1,0 +1,559 @@
+/**
+ * The Postgres wire-protocol gateway: the JWT is the password, over TCP (optionally TLS) and WebSocket.
+ *
+ * A session goes through two phases:
+ *
+ * 1. **Startup**, spoken by the gateway itself: SSLRequest/GSSENCRequest/CancelRequest, the
+ *    StartupMessage (user = role, database), a cleartext password request whose answer is the JWT, and the
+ *    `authenticate` hook. Nothing is opened upstream until the hook accepts. This phase is hand-written
+ *    (protocol.ts) because it is tiny and because after it the gateway splices raw bytes: a full
+ *    message-parsing server library would sit in the hot path of every query.
+ * 2. **Relay**: the gateway logs in upstream *as the role itself* (pg.Client does SCRAM/md5), installs the
+ *    sealed claims, replays the upstream's ParameterStatus messages to the client with a BackendKeyData of
+ *    its own, then takes over pg's socket and splices bytes (relay.ts) until either side ends or the token
+ *    expires.
+ *
+ * The WebSocket transport (`/v1`, `/v2`, any `?address=`, as `@neondatabase/serverless` `Pool`/`Client`
+ * use) carries the same byte stream in binary frames, including the pipelined connect where the startup
+ * message, the password and the first query arrive before the password is asked for.
+ *
+ * @module
+ */
+import { randomInt, timingSafeEqual } from 'node:crypto'
+import type http from 'node:http'
+import net from 'node:net'
+import type { Duplex } from 'node:stream'
+import tls from 'node:tls'
+import pg from 'pg'
+import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws'
+import { installClaimsSql } from '../../database/session.js'
+import { ERROR_TABLE, isPgAuthorizeError, PgAuthorizeError } from '../../errors.js'
+import {
+  authenticationMessage,
+  backendKeyData,
+  cancelRequest,
+  CANCEL_REQUEST,
+  errorResponse,
+  GSSENC_REQUEST,
+  MAX_PASSWORD_LENGTH,
+  MAX_STARTUP_LENGTH,
+  negotiateProtocolVersion,
+  parameterStatus,
+  parseOptionsParameter,
+  parseStartupParameters,
+  readyForQuery,
+  SSL_REQUEST,
+  type ErrorFields,
+} from './protocol.js'
+import { Relay, type RelayEndReason } from './relay.js'
+
+export interface WireAuthRequest {
+  /** The startup message's user: the role asked for. */
+  user: string
+  database: string
+  /** The password: the JWT. Never log it. */
+  password: string
+  transport: 'tcp' | 'tls' | 'websocket'
+  remoteAddress: string | undefined
+  /** The other startup parameters (application_name, client_encoding, ...). */
+  startupParameters: Record<string, string>
+}
+
+export interface WireIdentity {
+  role: string
+  database: string
+  /** Sealed claims installed with `installClaimsSql(envelope, false)`; null for no identity. */
+  envelope: string | null
+  /** Epoch seconds; the session is ended with FATAL when it passes. */
+  expiresAt: number | undefined
+  /** How to log in upstream AS THE ROLE ITSELF (never privileged + SET ROLE). */
+  upstream: pg.ClientConfig
+}
+
+export type WireEvent = { kind: string; [k: string]: unknown }
+
+export interface WireGatewayOptions {
+  /** Verifies the password (a JWT) for the role; throws PgAuthorizeError on failure. */
+  authenticate(req: WireAuthRequest): Promise<WireIdentity>
+  /** Certificate and key (PEM) to answer SSLRequest with TLS. Without it SSLRequest is answered `N`. */
+  tls?: { cert: string | Buffer; key: string | Buffer }
+  /** Accept cleartext passwords without TLS from non-loopback addresses. Default false. */
+  allowInsecurePassword?: boolean
+  /** Observability hook; events never carry tokens or passwords. */
+  onEvent?: (e: WireEvent) => void
+  /** Time allowed from connect to an established session, in ms. Default 60000 (Postgres' default). */
+  startupTimeoutMs?: number
+}
+
+export interface WireGateway {
+  /** Starts a TCP listener. */
+  listen(port: number, host: string): Promise<net.AddressInfo>
+  /** Serves one accepted WebSocket (binary frames carrying the wire protocol). */
+  handleWebSocket(ws: WebSocket, req: http.IncomingMessage): void
+  /** For an existing node:http server: accepts upgrades at /v1 and /v2 (any ?address=). */
+  attachWebSocket(server: http.Server): void
+  /** Number of established (authenticated) sessions. */
+  sessions(): number
+  /** Stops listening and ends every connection (sessions get FATAL 57P01). */
+  close(): Promise<void>
+}
+
+type Transport = WireAuthRequest['transport']
+
+/** While a client is in the startup phase, at most this much is buffered before reading pauses. */
+const STARTUP_BUFFER_HIGH_WATER = 64 * 1024
+
+/** Startup parameters that never become upstream settings. */
+const NOT_SETTINGS = new Set(['user', 'database', 'options', 'replication', 'fallback_application_name'])
+
+const EMPTY = Buffer.alloc(0)
+
+/** Reads exact byte counts from a stream during startup, buffering whatever else arrives (pipelining). */
+class StartupReader {
+  private buf: Buffer = EMPTY
+  private wake: (() => void) | null = null
+  private ended = false
+  private readonly stream: Duplex
+
+  constructor(stream: Duplex) {
+    this.stream = stream
+    stream.on('data', this.onData)
+    stream.on('end', this.onEnd)
+    stream.on('close', this.onEnd)
+  }
+
+  private readonly onData = (chunk: Buffer): void => {
+    this.buf = this.buf.length === 0 ? chunk : Buffer.concat([this.buf, chunk])
+    if (this.buf.length > STARTUP_BUFFER_HIGH_WATER) this.stream.pause()
+    this.wake?.()
+  }
+
+  private readonly onEnd = (): void => {
+    this.ended = true
+    this.wake?.()
+  }
+
+  async read(n: number): Promise<Buffer> {
+    while (this.buf.length < n) {
+      if (this.ended) throw new Error('client closed the connection during startup')
+      this.stream.resume()
+      await new Promise<void>((resolve) => (this.wake = resolve))
+      this.wake = null
+    }
+    const out = this.buf.subarray(0, n)
+    this.buf = this.buf.subarray(n)
+    return out
+  }
+
+  /** Stops reading and hands back what was buffered beyond the last read. */
+  detach(): Buffer {
+    this.stream.pause()
+    this.stream.off('data', this.onData)
+    this.stream.off('end', this.onEnd)
+    this.stream.off('close', this.onEnd)
+    const rest = this.buf
+    this.buf = EMPTY
+    return rest
+  }
+}
+
+/** A startup failure that ends the connection with a FATAL ErrorResponse. */
+class Fatal extends Error {
+  readonly fields: ErrorFields
+  constructor(code: string, message: string, extra: { detail?: string; hint?: string } = {}) {
+    super(message)
+    this.fields = { severity: 'FATAL', code, message, detail: extra.detail, hint: extra.hint }
+  }
+}
+
+/** Where to send a CancelRequest for an upstream session. */
+interface CancelTarget {
+  host: string
+  port: number
+  processId: number
+  secretKey: number
+}
+
+interface LiveSession {
+  secretKey: Buffer
+  cancel: CancelTarget
+  relay: Relay
+}
+
+/** pg.Client internals the gateway relies on to take over the upstream socket after login. */
+interface PgClientInternals {
+  processID: number | null
+  secretKey: number | null
+  host: string
+  port: number
+  connection: import('node:events').EventEmitter & { stream: net.Socket }
+}
+
+/** True for loopback peers, where a cleartext password never leaves the machine. */
+export function isLoopbackAddress(address: string | undefined): boolean {
+  if (!address) return false
+  const a = address.startsWith('::ffff:') ? address.slice(7) : address
+  return a === '::1' || (net.isIPv4(a) && a.startsWith('127.'))
+}
+
+/**
+ * Whether a cleartext password may be asked for: over TLS always, in the clear only from loopback unless
+ * explicitly allowed (the password is a JWT, a bearer credential).
+ */
+export function passwordAllowed(secure: boolean, remoteAddress: string | undefined, allowInsecure: boolean): boolean {
+  return secure || allowInsecure || isLoopbackAddress(remoteAddress)
+}
+
+function sendCancel(target: CancelTarget): void {
+  const sock =
+    target.host.startsWith('/')
+      ? net.connect(`${target.host}/.s.PGSQL.${target.port}`)
+      : net.connect(target.port, target.host)
+  sock.on('error', () => sock.destroy())
+  sock.setTimeout(10_000, () => sock.destroy())
+  // The server answers a cancel by closing the connection.
+  sock.end(cancelRequest(target.processId, target.secretKey))
+}
+
+function fatalFor(err: unknown): ErrorFields {
+  if (err instanceof Fatal) return err.fields
+  if (isPgAuthorizeError(err)) {
+    const m = ERROR_TABLE[err.code]
+    return { severity: 'FATAL', code: m.authSqlstate ?? m.sqlstate, message: err.message, detail: err.detail, hint: err.hint }
+  }
+  return { severity: 'FATAL', code: 'XX000', message: 'internal error in the gateway' }
+}
+
+/** Creates a wire gateway; see the module docs. */
+export function createWireGateway(options: WireGatewayOptions): WireGateway {
+  const secureContext = options.tls ? tls.createSecureContext({ cert: options.tls.cert, key: options.tls.key }) : undefined
+  const startupTimeoutMs = options.startupTimeoutMs ?? 60_000
+  /** Every client stream, authenticated or not, so close() can end them. */
+  const connections = new Set<Duplex>()
+  /** Established sessions by the process id the gateway gave the client. */
+  const live = new Map<number, LiveSession>()
+  const servers: net.Server[] = []
+  let wss: WebSocketServer | undefined
+  let closing = false
+
+  const emit = (e: WireEvent): void => {
+    try {
+      options.onEvent?.(e)
+    } catch {
+      // an observer's failure must not break a session
+    }
+  }
+
+  function newProcessId(): number {
+    for (;;) {
+      const id = randomInt(1, 0x7fffffff)
+      if (!live.has(id)) return id
+    }
+  }
+
+  function accept(stream: Duplex, transport: Transport, remoteAddress: string | undefined, secure: boolean): void {
+    if (closing) {
+      stream.destroy()
+      return
+    }
+    connections.add(stream)
+    stream.on('close', () => connections.delete(stream))
+    // Until the relay installs its own handlers, any stream error just ends the connection.
+    stream.on('error', () => stream.destroy())
+    const timer = setTimeout(() => {
+      emit({ kind: 'startup-timeout', transport, remoteAddress })
+      stream.destroy()
+    }, startupTimeoutMs)
+    timer.unref()
+    startup(stream, transport, remoteAddress, secure)
+      .catch((err: unknown) => emit({ kind: 'error', message: err instanceof Error ? err.message : String(err) }))
+      .finally(() => clearTimeout(timer))
+  }
+
+  async function startup(
+    stream: Duplex,
+    transport: Transport,
+    remoteAddress: string | undefined,
+    secure: boolean,
+  ): Promise<void> {
+    let reader = new StartupReader(stream)
+    const fail = (err: unknown): void => {
+      reader.detach()
+      if (!stream.destroyed) stream.end(errorResponse(fatalFor(err)))
+    }
+    let params: Record<string, string>
+    let protocolMinor: number
+    try {
+      for (;;) {
+        const head = await reader.read(8)
+        const len = head.readInt32BE(0)
+        const code = head.readInt32BE(4)
+        if (len < 8 || len > MAX_STARTUP_LENGTH) throw new Fatal('08P01', 'invalid startup packet length')
+        const body = await reader.read(len - 8)
+        if (code === SSL_REQUEST) {
+          if (secureContext && transport === 'tcp') {
+            // The client sends nothing more until it reads 'S', so nothing is lost by swapping streams here.
+            if (reader.detach().length > 0) throw new Fatal('08P01', 'unexpected data after SSLRequest')
+            stream.write('S')
+            const tlsSocket = new tls.TLSSocket(stream as net.Socket, { isServer: true, secureContext })
+            tlsSocket.on('error', () => tlsSocket.destroy())
+            tlsSocket.on('close', () => stream.destroy())
+            connections.delete(stream)
+            connections.add(tlsSocket)
+            tlsSocket.on('close', () => connections.delete(tlsSocket))
+            stream = tlsSocket
+            transport = 'tls'
+            secure = true
+            reader = new StartupReader(stream)
+          } else {
+            stream.write('N')
+          }
+          continue
+        }
+        if (code === GSSENC_REQUEST) {
+          stream.write('N')
+          continue
+        }
+        if (code === CANCEL_REQUEST) {
+          reader.detach()
+          if (body.length === 8) handleCancel(body.readInt32BE(0), body.subarray(4, 8))
+          stream.end()
+          return
+        }
+        if (code >>> 16 !== 3) throw new Fatal('0A000', `unsupported frontend protocol ${code >>> 16}.${code & 0xffff}`)
+        protocolMinor = code & 0xffff
+        const parsed = parseStartupParameters(body)
+        if (!parsed) throw new Fatal('08P01', 'invalid startup packet layout')
+        params = parsed
+        break
+      }
+      if (!params.user) throw new Fatal('28000', 'no role name specified in the startup packet (user)')
+      if ('replication' in params && params.replication !== 'false' && params.replication !== '0') {
+        throw new Fatal('0A000', 'replication connections are not supported by the gateway')
+      }
+      const unknownProtocolOptions = Object.keys(params).filter((k) => k.startsWith('_pq_.'))
+      if (protocolMinor > 0 || unknownProtocolOptions.length > 0) {
+        stream.write(negotiateProtocolVersion(unknownProtocolOptions))
+      }
+      if (!passwordAllowed(secure, remoteAddress, options.allowInsecurePassword === true)) {
+        throw new PgAuthorizeError('ERR_TLS_REQUIRED', 'TLS is required: the password is a JWT, a bearer credential', {
+          hint: 'connect with sslmode=require (or start the gateway with --allow-insecure-password)',
+        })
+      }
+      stream.write(authenticationMessage(3))
+      const ph = await reader.read(5)
+      if (ph[0] !== 0x70 /* 'p' */) throw new Fatal('08P01', 'expected a password message')
+      const plen = ph.readInt32BE(1)
+      if (plen < 5 || plen - 4 > MAX_PASSWORD_LENGTH) {
+        throw new PgAuthorizeError('ERR_TOKEN_TOO_LARGE', 'the password (JWT) is too large')
+      }
+      const pbody = await reader.read(plen - 4)
+      const nul = pbody.indexOf(0)
+      const password = pbody.toString('utf8', 0, nul < 0 ? pbody.length : nul)
+      if (password === '') throw new PgAuthorizeError('ERR_TOKEN_MISSING', 'no password given: the password must be a JWT')
+      const startupParameters: Record<string, string> = {}
+      for (const [k, v] of Object.entries(params)) if (k !== 'user' && k !== 'database') startupParameters[k] = v
+      const request: WireAuthRequest = {
+        user: params.user,
+        database: params.database || params.user,
+        password,
+        transport,
+        remoteAddress,
+        startupParameters,
+      }
+      let identity: WireIdentity
+      try {
+        identity = await options.authenticate(request)
+      } catch (err) {
+        emit({
+          kind: 'auth-failed',
+          transport,
+          remoteAddress,
+          user: request.user,
+          database: request.database,
+          code: isPgAuthorizeError(err) ? err.code : 'ERR_INTERNAL',
+        })
+        if (!isPgAuthorizeError(err)) {
+          emit({ kind: 'error', message: err instanceof Error ? err.message : String(err) })
+        }
+        throw err
+      }
+      const pending = reader.detach()
+      await openSession(stream, request, identity, pending, transport, remoteAddress)
+    } catch (err) {
+      fail(err)
+    }
+  }
+
+  /** The settings the client asked for at startup, applied upstream with the role's own rights. */
+  function startupSettings(params: Record<string, string>): Array<[string, string]> {
+    const settings: Array<[string, string]> = []
+    if (params.options) {
+      const parsed = parseOptionsParameter(params.options)
+      if (!parsed) throw new Fatal('0A000', 'only -c name=value settings are supported in the options parameter')
+      settings.push(...parsed)
+    }
+    for (const [k, v] of Object.entries(params)) {
+      if (!NOT_SETTINGS.has(k) && !k.startsWith('_pq_.')) settings.push([k, v])
+    }
+    if (!('application_name' in params) && params.fallback_application_name) {
+      settings.push(['application_name', params.fallback_application_name])
+    }
+    return settings
+  }
+
+  async function openSession(
+    client: Duplex,
+    request: WireAuthRequest,
+    identity: WireIdentity,
+    pending: Buffer,
+    transport: Transport,
+    remoteAddress: string | undefined,
+  ): Promise<void> {
+    const settings = startupSettings({ ...request.startupParameters })
+    if (identity.expiresAt !== undefined && identity.expiresAt * 1000 <= Date.now()) {
+      throw new PgAuthorizeError('ERR_SESSION_EXPIRED', "the JWT's exp has passed")
+    }
+    if (client.destroyed) return
+    const upstream = new pg.Client(identity.upstream)
+    const internals = upstream as unknown as PgClientInternals
+    const status = new Map<string, string>()
+    internals.connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
+      status.set(m.parameterName, m.parameterValue)
+    })
+    // Errors surface through connect()/query(); this keeps a late socket error from going unhandled.
+    upstream.on('error', () => {})
+    try {
+      await upstream.connect()
+      if (settings.length > 0) {
+        const list = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`)
+        await upstream.query(`select ${list.join(', ')}`, settings.flat())
+      }
+      if (identity.envelope !== null) await upstream.query(installClaimsSql(identity.envelope, false))
+    } catch (err) {
+      upstream.end().catch(() => {})
+      emit({ kind: 'upstream-failed', role: identity.role, database: identity.database, message: (err as Error).message })
+      if (isPgAuthorizeError(err) || err instanceof Fatal) throw err
+      const sqlstate = (err as { code?: unknown }).code
+      if (typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate)) throw new Fatal(sqlstate, (err as Error).message)
+      throw new PgAuthorizeError('ERR_DB_CONNECT', 'could not connect to the database as the role')
+    }
+    // Take over pg's socket: from here on its bytes are spliced, not parsed.
+    const socket = internals.connection.stream
+    socket.removeAllListeners('data')
+    socket.removeAllListeners('end')
+    socket.removeAllListeners('close')
+    socket.removeAllListeners('error')
+    internals.connection.removeAllListeners()
+    internals.connection.on('error', () => {})
+    socket.pause()
+    socket.setNoDelay(true)
+    if (client.destroyed || closing) {
+      socket.destroy()
+      return
+    }
+    const cancel: CancelTarget = {
+      host: internals.host,
+      port: internals.port,
+      processId: internals.processID ?? 0,
+      secretKey: internals.secretKey ?? 0,
+    }
+    const processId = newProcessId()
+    const secretKey = randomInt(-0x80000000, 0x7fffffff)
+    const keyBytes = Buffer.alloc(4)
+    keyBytes.writeInt32BE(secretKey)
+    let expiryTimer: NodeJS.Timeout | undefined
+    const startedAt = Date.now()
+    const relay = new Relay(client, socket, (reason: RelayEndReason) => {
+      clearTimeout(expiryTimer)
+      live.delete(processId)
+      emit({ kind: 'session-end', role: identity.role, database: identity.database, transport, reason, ms: Date.now() - startedAt })
+    })
+    live.set(processId, { secretKey: keyBytes, cancel, relay })
+    const hello: Buffer[] = [authenticationMessage(0)]
+    for (const [k, v] of status) hello.push(parameterStatus(k, v))
+    hello.push(backendKeyData(processId, secretKey), readyForQuery('I'))
+    client.removeAllListeners('error')
+    connections.delete(client) // from now on the relay owns it (close() ends it with a FATAL)
+    client.write(Buffer.concat(hello))
+    relay.start(pending)
+    emit({ kind: 'session-start', role: identity.role, database: identity.database, transport, remoteAddress })
+    if (identity.expiresAt !== undefined) {
+      const expire = (): void => {
+        const left = identity.expiresAt! * 1000 - Date.now()
+        // setTimeout caps at ~24.8 days; re-arm until the real deadline.
+        if (left > 0) {
+          expiryTimer = setTimeout(expire, Math.min(left, 0x7fffffff))
+          expiryTimer.unref()
+          return
+        }
+        emit({ kind: 'session-expired', role: identity.role, database: identity.database, transport })
+        sendCancel(cancel)
+        relay.end({ severity: 'FATAL', code: '28000', message: "session expired: the JWT's exp has passed" })
+      }
+      expire()
+    }
+  }
+
+  function handleCancel(processId: number, secret: Buffer): void {
+    const s = live.get(processId)
+    const matched = s !== undefined && timingSafeEqual(s.secretKey, secret)
+    emit({ kind: 'cancel', matched })
+    if (matched) sendCancel(s.cancel)
+  }
+
+  function handleWebSocket(ws: WebSocket, req: http.IncomingMessage): void {
+    ws.binaryType = 'nodebuffer'
+    const stream = createWebSocketStream(ws)
+    const secure = (req.socket as { encrypted?: boolean }).encrypted === true
+    accept(stream, 'websocket', req.socket.remoteAddress, secure)
+  }
+
+  return {
+    listen(port, host) {
+      const server = net.createServer((socket) => {
+        socket.setNoDelay(true)
+        accept(socket, 'tcp', socket.remoteAddress, false)
+      })
+      servers.push(server)
+      return new Promise((resolve, reject) => {
+        server.once('error', reject)
+        server.listen(port, host, () => {
+          server.off('error', reject)
+          resolve(server.address() as net.AddressInfo)
+        })
+      })
+    },
+
+    handleWebSocket,
+
+    attachWebSocket(server) {
+      wss ??= new WebSocketServer({ noServer: true, perMessageDeflate: false })
+      const sockets = wss
+      server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
+        const path = (req.url ?? '').split('?', 1)[0]
+        if (path === '/v1' || path === '/v2') {
+          sockets.handleUpgrade(req, socket, head, (ws) => handleWebSocket(ws, req))
+        } else if (server.listenerCount('upgrade') === 1) {
+          // Nobody else serves other upgrade paths on this server.
+          socket.end('HTTP/1.1 404 Not Found\r\nConnection: close\r\n\r\n')
+        }
+      })
+    },
+
+    sessions: () => live.size,
+
+    async close() {
+      closing = true
+      const stopped = servers.map((s) => new Promise<void>((resolve) => s.close(() => resolve())))
+      for (const s of live.values()) {
+        sendCancel(s.cancel)
+        s.relay.end({ severity: 'FATAL', code: '57P01', message: 'terminating connection because the gateway is shutting down' })
+      }
+      // What is left is still in startup: nothing to flush.
+      for (const c of connections) c.destroy()
+      wss?.close()
+      await Promise.all(stopped)
+    },
+  }
+}
