@@ -5,3 +5,7 @@
  * @module
  */
 export * from './errors.js'
+export * from './keys/index.js'
+export * from './tokens/index.js'
+export * from './jwks/index.js'
+export * from './verify/index.js'

@@ -1,4 +1,7 @@
 /** Every CLI command, in the order `pg-authorize --help` lists them. One line per command file. */
 import type { Command } from '../command.js'
+import { keys } from './keys.js'
+import { token } from './token.js'
+import { jwks } from './jwks.js'
 
-export const commands: Command[] = []
+export const commands: Command[] = [keys, token, jwks]

@@ -1,0 +1,66 @@
+/**
+ * The verified-token cache: skips signature checks for a token seen recently. Keyed by the SHA-256 of
+ * the token, so the cache never holds a token itself. An entry lives at most until the token's `exp` or
+ * `maxTtlMs`, whichever comes first, and is dropped when its provider's keys or config change.
+ * Eviction is first-in first-out once `maxEntries` is reached (cheap, and entries are short-lived).
+ *
+ * @module
+ */
+import type { VerifiedToken } from './types.js'
+
+interface Entry {
+  value: VerifiedToken
+  until: number
+  provider: string
+}
+
+/** Hex SHA-256 of the token, with Web Crypto (runs on every runtime). */
+export async function tokenDigest(token: string): Promise<string> {
+  const d = new Uint8Array(await crypto.subtle.digest('SHA-256', new TextEncoder().encode(token)))
+  let hex = ''
+  for (const b of d) hex += b.toString(16).padStart(2, '0')
+  return hex
+}
+
+export class TokenCache {
+  readonly #entries = new Map<string, Entry>()
+  readonly #maxEntries: number
+  readonly #maxTtlMs: number
+
+  constructor(options: { maxEntries?: number; maxTtlMs?: number } = {}) {
+    this.#maxEntries = options.maxEntries ?? 10_000
+    this.#maxTtlMs = options.maxTtlMs ?? 60_000
+  }
+
+  get size(): number {
+    return this.#entries.size
+  }
+
+  get(digest: string, now: number): VerifiedToken | undefined {
+    const e = this.#entries.get(digest)
+    if (!e) return undefined
+    if (e.until <= now) {
+      this.#entries.delete(digest)
+      return undefined
+    }
+    return e.value
+  }
+
+  set(digest: string, value: VerifiedToken, now: number): void {
+    const until = Math.min(value.expiresAt === undefined ? Infinity : value.expiresAt * 1000, now + this.#maxTtlMs)
+    if (until <= now || this.#maxEntries <= 0) return
+    this.#entries.delete(digest)
+    while (this.#entries.size >= this.#maxEntries) {
+      this.#entries.delete(this.#entries.keys().next().value!)
+    }
+    this.#entries.set(digest, { value, until, provider: value.provider.name })
+  }
+
+  dropProvider(name: string): void {
+    for (const [k, e] of this.#entries) if (e.provider === name) this.#entries.delete(k)
+  }
+
+  clear(): void {
+    this.#entries.clear()
+  }
+}

@@ -1,0 +1,356 @@
+/**
+ * JWT verification against a set of providers: the gateway's hot path.
+ *
+ * Order of checks, cheapest and most hostile-input-proof first: length cap (before any decoding),
+ * three base64url segments, the verified-token cache, then the protected header (`alg: none` in any
+ * casing, `jku`, `x5u`, `x5c`, an embedded `jwk`, `crit` and `b64` are refused outright: we never fetch
+ * or trust keys a token names, and support no JWS extensions), provider selection (providers whose
+ * `issuer` equals the token's `iss` first), the algorithm allow-list, key selection by `kid` (a token
+ * without `kid` only when exactly one key suits its alg), the key/alg match (key type, curve, the
+ * key's own `alg`), then jose `jwtVerify` with that one typed key and algorithm for the signature,
+ * `exp` (required), `nbf`, `iss` and `aud`, with leeway.
+ *
+ * @module
+ */
+import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWSHeaderParameters, type JWTPayload } from 'jose'
+import { PgAuthorizeError, type ErrorCode } from '../errors.js'
+import { ALGORITHMS, isAlgorithm, keySuitsAlgorithm, type Algorithm } from '../keys/algorithms.js'
+import type { Jwk } from '../keys/public.js'
+import { ProviderKeys } from './keyset.js'
+import { TokenCache, tokenDigest } from './token-cache.js'
+import type { ProviderConfig, VerifiedToken, VerifierEvent, VerifierOptions } from './types.js'
+
+export const DEFAULT_ALGORITHMS: readonly Algorithm[] = Object.freeze(['RS256', 'ES256', 'EdDSA'])
+export const DEFAULT_ROLES: readonly string[] = Object.freeze(['authenticated'])
+
+/** Header members that would make us fetch, trust or interpret something the token chooses. */
+const FORBIDDEN_HEADERS = ['jku', 'x5u', 'x5c', 'jwk', 'crit', 'b64'] as const
+const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
+
+const fail = (code: ErrorCode, message: string, cause?: unknown) => new PgAuthorizeError(code, message, { cause })
+
+function deepFreeze<T>(value: T): T {
+  if (value !== null && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value)
+    for (const v of Object.values(value)) deepFreeze(v)
+  }
+  return value
+}
+
+/** Checks one provider config and fills in defaults; throws ERR_INVALID_CONFIG. */
+export function normalizeProvider(p: ProviderConfig): ProviderConfig {
+  const bad = (why: string) => fail('ERR_INVALID_CONFIG', `provider '${String(p?.name)}': ${why}`)
+  if (!p || typeof p.name !== 'string' || p.name === '') throw fail('ERR_INVALID_CONFIG', 'a provider needs a name')
+  if ((p.jwksUrl === undefined) === (p.jwks === undefined)) throw bad('give exactly one of jwksUrl and jwks')
+  if (p.jwksUrl !== undefined) {
+    let url: URL
+    try {
+      url = new URL(p.jwksUrl)
+    } catch {
+      throw bad('jwksUrl is not a URL')
+    }
+    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw bad('jwksUrl must be http or https')
+  }
+  if (p.jwks !== undefined && !Array.isArray(p.jwks?.keys)) throw bad('jwks must be { keys: [...] }')
+  if (p.issuer !== undefined && typeof p.issuer !== 'string') throw bad('issuer must be a string')
+  const auds = p.audience === undefined ? [] : Array.isArray(p.audience) ? p.audience : [p.audience]
+  if (auds.some((a) => typeof a !== 'string')) throw bad('audience must be a string or strings')
+  const algorithms = p.algorithms ?? [...DEFAULT_ALGORITHMS]
+  if (!Array.isArray(algorithms) || algorithms.length === 0 || !algorithms.every(isAlgorithm)) {
+    throw bad(`algorithms must be a non-empty list of ${ALGORITHMS.join(', ')}`)
+  }
+  const roles = p.roles ?? [...DEFAULT_ROLES]
+  if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string' && r !== '')) throw bad('roles must be a list of role names')
+  return deepFreeze(structuredClone({ ...p, algorithms, roles }))
+}
+
+/** jose's error codes mapped to ours; jose messages name claims, never token content. */
+function mapJoseError(err: unknown, provider: string): PgAuthorizeError {
+  const e = err as { code?: string; claim?: string; reason?: string; message?: string }
+  switch (e?.code) {
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return fail('ERR_JWT_SIGNATURE_INVALID', `signature verification failed (provider '${provider}')`, err)
+    case 'ERR_JWT_EXPIRED':
+      return fail('ERR_JWT_EXPIRED', 'token expired ("exp" is in the past)', err)
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (e.claim === 'nbf') return fail('ERR_JWT_NOT_YET_VALID', 'token not yet valid ("nbf" is in the future)', err)
+      if (e.claim === 'iss') return fail('ERR_JWT_ISSUER_MISMATCH', `"iss" does not match the issuer of provider '${provider}'`, err)
+      if (e.claim === 'aud') return fail('ERR_JWT_AUDIENCE_MISMATCH', `"aud" does not match the audience of provider '${provider}'`, err)
+      return fail('ERR_JWT_CLAIM_INVALID', `invalid "${e.claim ?? 'unknown'}" claim: ${e.message ?? 'check failed'}`, err)
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return fail('ERR_JWT_ALG_NOT_ALLOWED', 'algorithm not allowed', err)
+    case 'ERR_JWT_INVALID':
+      return fail('ERR_JWT_CLAIM_INVALID', 'the payload is not a valid JWT claims set', err)
+    default:
+      return fail('ERR_TOKEN_MALFORMED', 'the token is not a valid JWS', err)
+  }
+}
+
+/**
+ * Verifies JWTs against providers, with a remote-JWKS cache and a verified-token cache. Make one and
+ * reuse it; call `close()` when done.
+ *
+ * @example
+ * const verifier = new Verifier({ providers: [{ name: 'app', jwksUrl: 'https://app.example/.well-known/jwks.json' }] })
+ * const { claims, provider } = await verifier.verify(token, { role: 'authenticated' })
+ */
+export class Verifier {
+  readonly #tolerance: number
+  readonly #maxLength: number
+  readonly #now: () => number
+  readonly #cache: TokenCache | undefined
+  readonly #onEvent: ((e: VerifierEvent) => void) | undefined
+  readonly #keySetOptions: Omit<ConstructorParameters<typeof ProviderKeys>[1], 'onChange'>
+  readonly #maxAgeMs: number
+  readonly #counters: Record<string, number> = {}
+  #providers: ProviderConfig[] = []
+  #keys = new Map<string, { json: string; keys: ProviderKeys }>()
+  #timer: ReturnType<typeof setInterval> | undefined
+  #closed = false
+
+  constructor(options: VerifierOptions = {}) {
+    this.#tolerance = options.clockToleranceSeconds ?? 30
+    this.#maxLength = options.maxTokenLength ?? 8192
+    this.#now = options.now ?? Date.now
+    this.#onEvent = options.onEvent
+    this.#cache = options.cache === false ? undefined : new TokenCache(options.cache ?? {})
+    this.#maxAgeMs = options.jwksMaxAgeMs ?? 600_000
+    this.#keySetOptions = {
+      fetch: options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args)),
+      now: this.#now,
+      maxAgeMs: this.#maxAgeMs,
+      cooldownMs: options.jwksCooldownMs ?? 30_000,
+      timeoutMs: options.jwksTimeoutMs ?? 5_000,
+      maxBytes: options.jwksMaxBytes ?? 65_536,
+      emit: (e) => this.#emit(e),
+    }
+    this.setProviders(options.providers ?? [])
+  }
+
+  #emit(e: VerifierEvent): void {
+    const name = e.type === 'jwks_fetch' ? `jwks_fetch_${e.ok ? 'ok' : 'fail'}` : e.type
+    this.#counters[name] = (this.#counters[name] ?? 0) + 1
+    try {
+      this.#onEvent?.(e)
+    } catch {
+      // metrics must never break verification
+    }
+  }
+
+  /** Replaces the provider set. Unchanged providers keep their cached keys; others start afresh. */
+  setProviders(providers: ProviderConfig[]): void {
+    const normalized = providers.map(normalizeProvider)
+    const names = new Set<string>()
+    for (const p of normalized) {
+      if (names.has(p.name)) throw fail('ERR_INVALID_CONFIG', `two providers are named '${p.name}'`)
+      names.add(p.name)
+    }
+    const next = new Map<string, { json: string; keys: ProviderKeys }>()
+    for (const p of normalized) {
+      const json = JSON.stringify(p)
+      const old = this.#keys.get(p.name)
+      if (old && old.json === json) {
+        next.set(p.name, old)
+        continue
+      }
+      this.#cache?.dropProvider(p.name)
+      next.set(p.name, { json, keys: new ProviderKeys(p, { ...this.#keySetOptions, onChange: () => this.#cache?.dropProvider(p.name) }) })
+    }
+    for (const name of this.#keys.keys()) if (!next.has(name)) this.#cache?.dropProvider(name)
+    this.#keys = next
+    this.#providers = [...next.values()].map((v) => v.keys.config)
+    this.#startTimer()
+  }
+
+  get providers(): readonly ProviderConfig[] {
+    return this.#providers
+  }
+
+  /** Refreshes stale remote key sets in the background, so keys are warm before they are needed. */
+  #startTimer(): void {
+    if (this.#timer || this.#closed || ![...this.#keys.values()].some((v) => v.keys.remote)) return
+    this.#timer = setInterval(() => {
+      for (const { keys } of this.#keys.values()) keys.refreshInBackground()
+    }, Math.max(1_000, Math.min(this.#maxAgeMs, 60_000)))
+    this.#timer.unref?.()
+  }
+
+  /** Forces a JWKS refetch of one provider, or of all remote ones. Rejects if a fetch fails. */
+  async refresh(providerName?: string): Promise<void> {
+    const targets = providerName === undefined
+      ? [...this.#keys.values()]
+      : [this.#keys.get(providerName) ?? (() => { throw fail('ERR_PROVIDER_NOT_FOUND', `no provider named '${providerName}'`) })()]
+    await Promise.all(targets.map((t) => t.keys.refresh('manual')))
+  }
+
+  stats(): Record<string, number> {
+    return { ...this.#counters, cache_entries: this.#cache?.size ?? 0, providers: this.#providers.length }
+  }
+
+  close(): void {
+    this.#closed = true
+    if (this.#timer) clearInterval(this.#timer)
+    this.#timer = undefined
+  }
+
+  /** Verifies a token; with `role`, the verifying provider must allow that role. */
+  async verify(token: string, options: { role?: string } = {}): Promise<VerifiedToken> {
+    try {
+      const result = await this.#verify(token)
+      this.#checkRole(result, options.role)
+      this.#emit({ type: 'verify_ok', provider: result.provider.name })
+      return result
+    } catch (err) {
+      const e = err instanceof PgAuthorizeError ? err : fail('ERR_INTERNAL', 'verification failed unexpectedly', err)
+      this.#emit({ type: 'verify_fail', code: e.code })
+      throw e
+    }
+  }
+
+  #checkRole(result: VerifiedToken, role: string | undefined): void {
+    if (role !== undefined && !result.provider.roles!.includes(role)) {
+      throw fail('ERR_ROLE_NOT_ALLOWED', `provider '${result.provider.name}' may not log in as role '${role}'`)
+    }
+  }
+
+  async #verify(token: string): Promise<VerifiedToken> {
+    if (typeof token !== 'string' || token === '') throw fail('ERR_TOKEN_MALFORMED', 'the token is empty or not a string')
+    // String length <= UTF-8 byte length, and a non-ASCII token fails the shape check below.
+    if (token.length > this.#maxLength) {
+      throw fail('ERR_TOKEN_TOO_LARGE', `the token is longer than ${this.#maxLength} bytes`)
+    }
+    if (!COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
+    if (this.#providers.length === 0) throw fail('ERR_NO_PROVIDERS', 'no identity providers are configured')
+
+    const digest = this.#cache ? await tokenDigest(token) : ''
+    if (this.#cache) {
+      const hit = this.#cache.get(digest, this.#now())
+      if (hit && hit.expiresAt !== undefined && hit.expiresAt + this.#tolerance > this.#now() / 1000) {
+        this.#emit({ type: 'cache_hit' })
+        return hit
+      }
+      this.#emit({ type: 'cache_miss' })
+    }
+
+    let header: JWSHeaderParameters
+    let payload: JWTPayload
+    try {
+      header = decodeProtectedHeader(token) as JWSHeaderParameters
+    } catch (err) {
+      throw fail('ERR_TOKEN_MALFORMED', 'the token header is not valid base64url JSON', err)
+    }
+    if (typeof header.alg !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token header has no "alg"')
+    if (header.alg.toLowerCase() === 'none') throw fail('ERR_JWT_HEADER_FORBIDDEN', 'unsigned tokens (alg "none") are refused')
+    for (const name of FORBIDDEN_HEADERS) {
+      if (Object.hasOwn(header, name)) throw fail('ERR_JWT_HEADER_FORBIDDEN', `the header parameter "${name}" is not accepted`)
+    }
+    if (header.kid !== undefined && typeof header.kid !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token "kid" is not a string')
+    const alg = header.alg
+    if (!isAlgorithm(alg)) throw fail('ERR_JWT_ALG_NOT_ALLOWED', `algorithm "${alg.slice(0, 20)}" is not supported`)
+    try {
+      payload = decodeJwt(token)
+    } catch (err) {
+      throw fail('ERR_TOKEN_MALFORMED', 'the token payload is not a JSON object', err)
+    }
+
+    // Providers whose issuer is the token's iss first, then those without an issuer, then the rest
+    // (which will fail with ERR_JWT_ISSUER_MISMATCH if they hold the key).
+    const rank = (p: ProviderConfig) => (p.issuer === undefined ? 1 : p.issuer === payload.iss ? 0 : 2)
+    const candidates = [...this.#keys.values()].map((v) => v.keys).sort((a, b) => rank(a.config) - rank(b.config))
+
+    let algAccepted = false
+    let algMismatch = false
+    let kidMissing = false
+    let fetchError: PgAuthorizeError | undefined
+    for (const pk of candidates) {
+      const provider = pk.config
+      if (!provider.algorithms!.includes(alg)) continue
+      algAccepted = true
+      let keys: Jwk[]
+      try {
+        keys = await pk.keys()
+      } catch (err) {
+        fetchError ??= err as PgAuthorizeError
+        continue
+      }
+      let matching = this.#select(keys, header.kid, alg)
+      if (matching.kind === 'none' && header.kid !== undefined && pk.remote) {
+        await pk.refetchForUnknownKid()
+        matching = this.#select(await pk.keys().catch(() => keys), header.kid, alg)
+      }
+      if (matching.kind === 'alg_mismatch') algMismatch = true
+      if (matching.kind === 'ambiguous') kidMissing = true
+      if (matching.kind !== 'ok') continue
+      // The first provider holding a suitable key decides.
+      let lastError: PgAuthorizeError | undefined
+      for (const jwk of matching.keys) {
+        let key: CryptoKey
+        try {
+          key = await pk.importKey(jwk, alg)
+        } catch (err) {
+          lastError = fail('ERR_JWKS_INVALID', `a key of provider '${provider.name}' cannot be imported for ${alg}`, err)
+          continue
+        }
+        try {
+          const { payload: claims, protectedHeader } = await jwtVerify(token, key, {
+            algorithms: [alg],
+            issuer: provider.issuer,
+            audience: provider.audience,
+            clockTolerance: this.#tolerance,
+            currentDate: new Date(this.#now()),
+            requiredClaims: ['exp'],
+          })
+          const result: VerifiedToken = deepFreeze({
+            claims,
+            header: protectedHeader,
+            provider,
+            expiresAt: typeof claims.exp === 'number' ? claims.exp : undefined,
+          })
+          this.#cache?.set(digest, result, this.#now())
+          return result
+        } catch (err) {
+          lastError = mapJoseError(err, provider.name)
+          if (lastError.code !== 'ERR_JWT_SIGNATURE_INVALID') break
+        }
+      }
+      throw lastError!
+    }
+    if (kidMissing) throw fail('ERR_JWT_KID_MISSING', `the token has no "kid" and more than one key suits ${alg}`)
+    if (algMismatch) throw fail('ERR_JWT_ALG_NOT_ALLOWED', `the key named by "kid" is not usable with ${alg}`)
+    if (!algAccepted) throw fail('ERR_JWT_ALG_NOT_ALLOWED', `algorithm ${alg} is not allowed by any provider`)
+    if (fetchError) throw fetchError
+    throw fail('ERR_JWKS_NO_MATCHING_KEY', header.kid === undefined ? `no key suits ${alg}` : `no key matches the token's "kid"`)
+  }
+
+  #select(keys: Jwk[], kid: string | undefined, alg: string):
+    | { kind: 'ok'; keys: Jwk[] }
+    | { kind: 'none' | 'alg_mismatch' | 'ambiguous' } {
+    if (kid === undefined) {
+      const suitable = keys.filter((k) => keySuitsAlgorithm(k, alg))
+      if (suitable.length === 1) return { kind: 'ok', keys: suitable }
+      return { kind: suitable.length === 0 ? 'none' : 'ambiguous' }
+    }
+    const byKid = keys.filter((k) => k.kid === kid)
+    if (byKid.length === 0) return { kind: 'none' }
+    const suitable = byKid.filter((k) => keySuitsAlgorithm(k, alg))
+    return suitable.length ? { kind: 'ok', keys: suitable } : { kind: 'alg_mismatch' }
+  }
+}
+
+/**
+ * One-off verification against `providers` (builds and closes a {@link Verifier}; for repeated use,
+ * keep a Verifier so keys and results are cached).
+ */
+export async function verify(
+  token: string,
+  providers: ProviderConfig[],
+  options: VerifierOptions & { role?: string } = {},
+): Promise<VerifiedToken> {
+  const { role, ...rest } = options
+  const verifier = new Verifier({ ...rest, providers })
+  try {
+    return await verifier.verify(token, { role })
+  } finally {
+    verifier.close()
+  }
+}
