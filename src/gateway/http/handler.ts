@@ -1,0 +1,375 @@
+/**
+ * The SQL-over-HTTP endpoint, wire-compatible with Neon's (`POST /sql`), as a Web-standard
+ * `(Request) => Promise<Response>` handler. See shared/reference/neon-http-protocol.md §1 and §5.
+ *
+ * Per request: route, parse and validate everything (headers, size, UTF-8, JSON, params) *before* anything
+ * touches the database, then `authenticate` (pluggable: JWT verification lives elsewhere), lease a connection
+ * logged in as the identity's role, and run the statements in one pipelined round trip (execute.ts):
+ *
+ * - single query: `set_config(claims, local)` + `set_config(application_name, local)` + the query, in one
+ *   implicit transaction (Sync only at the end), so the query runs in autocommit, never without its claims,
+ *   and the claims vanish when it ends (the pool's reset clears them again anyway);
+ * - batch: `BEGIN <isolation> [READ ONLY] [DEFERRABLE]` + claims + the queries + `COMMIT`; the first error
+ *   skips the rest and the pool's reset rolls the transaction back.
+ *
+ * The connection is reset and returned after the response is built (off the latency path). If the client
+ * disconnects (`request.signal` aborts), the backend query is cancelled and the connection discarded.
+ *
+ * @example
+ * const handler = createSqlHttpHandler({ authenticate, pools })
+ * serveHttp(handler, { port: 4444 })   // see node.ts
+ *
+ * @module
+ */
+import pg from 'pg'
+import { ERROR_TABLE, PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
+import { installClaimsSql } from '../../database/session.js'
+import type { GatewayPools, Lease } from '../pool.js'
+import { parseConnectionString } from './connection-string.js'
+import { Pipeline, StepError, type Step } from './execute.js'
+
+export interface HttpIdentity {
+  /** The restricted role to run as (already checked against the provider). */
+  role: string
+  database: string
+  /** Sealed claims to install; null = no identity (e.g. anonymous without a token). */
+  envelope: string | null
+  /** Epoch seconds, informational. */
+  expiresAt?: number
+}
+
+export interface HttpAuthRequest {
+  /** From `Authorization: Bearer ...`; undefined when the header is absent. */
+  token: string | undefined
+  /** User of Neon-Connection-String, percent-decoded. */
+  role: string
+  /** First path segment of Neon-Connection-String, percent-decoded. */
+  database: string
+  connectionString: URL
+  applicationName?: string
+}
+
+export interface SqlHttpHandlerOptions {
+  /** Decides who the request runs as; throws a PgAuthorizeError on failure. */
+  authenticate(req: HttpAuthRequest): Promise<HttpIdentity>
+  /** Where connections come from (only `acquire` is used). */
+  pools: Pick<GatewayPools, 'acquire'>
+  /** Largest request body in bytes; larger gets 413. Default 10 MiB (Neon's). */
+  maxRequestBytes?: number
+  /** Largest response body in bytes, enforced while rows arrive; larger gets 507. Default 10 MiB (Neon's). */
+  maxResponseBytes?: number
+  /** Hook for metrics and logs; events never carry tokens or secrets. */
+  onEvent?: (e: { kind: string; [k: string]: unknown }) => void
+}
+
+const MiB = 1024 * 1024
+
+/** Neon's four isolation level names, mapped to SQL. */
+const ISOLATION: Readonly<Record<string, string>> = {
+  ReadUncommitted: 'READ UNCOMMITTED',
+  ReadCommitted: 'READ COMMITTED',
+  RepeatableRead: 'REPEATABLE READ',
+  Serializable: 'SERIALIZABLE',
+}
+
+const APP_NAME_SQL = `select pg_catalog.set_config('application_name', $1, true)`
+const MAX_PARAMS = 65535 // the Bind message counts parameters in an int16
+
+const JSON_HEADERS = { 'content-type': 'application/json', 'access-control-allow-origin': '*' } as const
+const CORS_HEADERS = {
+  'access-control-allow-origin': '*',
+  allow: 'OPTIONS, POST',
+  'access-control-allow-methods': 'OPTIONS, POST',
+  'access-control-allow-headers':
+    'Authorization, Content-Type, Neon-Connection-String, Neon-Raw-Text-Output, Neon-Array-Mode, ' +
+    'Neon-Pool-Opt-In, Neon-Batch-Read-Only, Neon-Batch-Isolation-Level, Neon-Batch-Deferrable, X-Neon-Query-ID',
+  'access-control-max-age': '86400',
+} as const
+
+/** The PG error fields Neon returns (all present, null when absent). */
+const PG_ERROR_FIELDS = [
+  'severity',
+  'detail',
+  'hint',
+  'position',
+  'internalPosition',
+  'internalQuery',
+  'where',
+  'schema',
+  'table',
+  'column',
+  'dataType',
+  'constraint',
+  'file',
+  'line',
+  'routine',
+] as const
+
+const utf8 = new TextDecoder('utf-8', { fatal: true })
+
+interface ParsedQuery {
+  text: string
+  values: (string | null)[]
+  arrayMode: boolean | undefined
+}
+
+function jsonResponse(status: number, body: string, extra?: Record<string, string>): Response {
+  return new Response(body, { status, headers: extra ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS })
+}
+
+function errorBody(message: string, code: string, fields?: Record<string, unknown>): string {
+  const out: Record<string, unknown> = { message, code }
+  for (const k of PG_ERROR_FIELDS) out[k] = fields?.[k] ?? null
+  return JSON.stringify(out)
+}
+
+function ownError(err: PgAuthorizeError): Response {
+  const m = ERROR_TABLE[err.code]
+  return jsonResponse(m.status, errorBody(err.message, m.sqlstate, { detail: err.detail, hint: err.hint }))
+}
+
+function badRequest(message: string): PgAuthorizeError {
+  return new PgAuthorizeError('ERR_BAD_REQUEST', message)
+}
+
+/** The path of an absolute request URL, without parsing the whole URL. */
+function pathOf(url: string): string {
+  const start = url.indexOf('/', url.indexOf('//') + 2)
+  if (start < 0) return '/'
+  let end = url.length
+  const q = url.indexOf('?', start)
+  if (q >= 0) end = q
+  const h = url.indexOf('#', start)
+  if (h >= 0 && h < end) end = h
+  return url.slice(start, end)
+}
+
+async function readBody(req: Request, max: number): Promise<Uint8Array> {
+  const declared = req.headers.get('content-length')
+  if (declared !== null && Number(declared) > max) throw tooLarge(max)
+  if (req.body === null) return new Uint8Array(0)
+  const reader = req.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > max) {
+      // Stop reading: the rest of an oversized body is never buffered.
+      reader.cancel().catch(() => {})
+      throw tooLarge(max)
+    }
+    chunks.push(value)
+  }
+  if (chunks.length === 1) return chunks[0]!
+  const out = new Uint8Array(total)
+  let at = 0
+  for (const c of chunks) {
+    out.set(c, at)
+    at += c.byteLength
+  }
+  return out
+}
+
+function tooLarge(max: number): PgAuthorizeError {
+  return new PgAuthorizeError('ERR_REQUEST_TOO_LARGE', `request is too large (max is ${max} bytes)`)
+}
+
+/**
+ * Params arrive as text or null (what the Neon driver sends). Numbers and booleans are accepted and
+ * stringified as the driver would (Neon's own server accepts them too); objects and arrays are refused
+ * rather than guessed at, since the driver never sends them.
+ */
+function parseParams(raw: unknown, where: string): (string | null)[] {
+  if (raw === undefined) return []
+  if (!Array.isArray(raw)) throw badRequest(`${where}params must be an array`)
+  if (raw.length > MAX_PARAMS) throw badRequest(`${where}params has more than ${MAX_PARAMS} values`)
+  const out = new Array<string | null>(raw.length)
+  for (let i = 0; i < raw.length; i++) {
+    const v: unknown = raw[i]
+    if (typeof v === 'string' || v === null) out[i] = v
+    else if (typeof v === 'number' && Number.isFinite(v)) out[i] = String(v)
+    else if (typeof v === 'boolean') out[i] = v ? 'true' : 'false'
+    else throw badRequest(`${where}params[${i}] must be a string, number, boolean or null`)
+  }
+  return out
+}
+
+function parseQuery(raw: unknown, where: string): ParsedQuery {
+  if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
+    throw badRequest(`${where || 'request body'} must be a JSON object`)
+  }
+  const q = raw as { query?: unknown; params?: unknown; arrayMode?: unknown }
+  if (typeof q.query !== 'string') throw badRequest(`${where}query must be a string`)
+  if (q.arrayMode !== undefined && typeof q.arrayMode !== 'boolean') {
+    throw badRequest(`${where}arrayMode must be a boolean`)
+  }
+  return { text: q.query, values: parseParams(q.params, where), arrayMode: q.arrayMode }
+}
+
+/** Creates the `(Request) => Promise<Response>` handler of `POST /sql`, `OPTIONS /sql` and `GET /health`. */
+export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Request) => Promise<Response> {
+  const maxRequest = options.maxRequestBytes ?? 10 * MiB
+  const maxResponse = options.maxResponseBytes ?? 10 * MiB
+  const { authenticate, pools, onEvent } = options
+
+  function unexpected(err: unknown): Response {
+    onEvent?.({ kind: 'internal-error', error: err })
+    return jsonResponse(500, errorBody('internal error', 'XX000'))
+  }
+
+  async function sql(req: Request): Promise<Response> {
+    const h = req.headers
+    // 1. Everything that can be checked without the database, so bad input never executes anything.
+    const conn = parseConnectionString(h.get('neon-connection-string'))
+    const isoHeader = h.get('neon-batch-isolation-level')
+    let isolation: string | undefined
+    if (isoHeader !== null) {
+      isolation = ISOLATION[isoHeader]
+      if (isolation === undefined) throw new PgAuthorizeError('ERR_ISOLATION_LEVEL_INVALID', 'invalid isolation level')
+    }
+    const authz = h.get('authorization')
+    let token: string | undefined
+    if (authz !== null) {
+      if (!/^Bearer /i.test(authz)) {
+        throw new PgAuthorizeError('ERR_TOKEN_MALFORMED', 'the Authorization header must use the Bearer scheme')
+      }
+      token = authz.slice(7).trim()
+    }
+    const arrayModeDefault = h.get('neon-array-mode') === 'true'
+    const rawText = h.get('neon-raw-text-output') === 'true'
+
+    let text: string
+    try {
+      text = utf8.decode(await readBody(req, maxRequest))
+    } catch (err) {
+      if (isPgAuthorizeError(err)) throw err
+      throw badRequest('request body is not valid UTF-8')
+    }
+    let payload: unknown
+    try {
+      payload = JSON.parse(text)
+    } catch {
+      throw badRequest('request body is not valid JSON')
+    }
+    const batch =
+      payload !== null && typeof payload === 'object' && !Array.isArray(payload) && 'queries' in payload
+    let queries: ParsedQuery[]
+    if (batch) {
+      const list = (payload as { queries: unknown }).queries
+      if (!Array.isArray(list)) throw badRequest('queries must be an array')
+      queries = list.map((q, i) => parseQuery(q, `queries[${i}].`))
+    } else {
+      queries = [parseQuery(payload, '')]
+    }
+
+    // 2. Who is asking.
+    const identity = await authenticate({
+      token,
+      role: conn.role,
+      database: conn.database,
+      connectionString: conn.url,
+      ...(conn.applicationName === undefined ? {} : { applicationName: conn.applicationName }),
+    })
+
+    // 3. The statements, gateway's own first (not captured), then the user's.
+    const steps: Step[] = []
+    const own = (stepText: string, values: (string | null)[] = []) =>
+      steps.push({ text: stepText, values, capture: false, arrayMode: true, rawText: true })
+    let extraHeaders: Record<string, string> | undefined
+    if (batch) {
+      const readOnly = h.get('neon-batch-read-only') === 'true'
+      const deferrable = h.get('neon-batch-deferrable') === 'true'
+      own(
+        'BEGIN' +
+          (isolation ? ` ISOLATION LEVEL ${isolation}` : '') +
+          (readOnly ? ' READ ONLY' : '') +
+          (deferrable ? ' DEFERRABLE' : ''),
+      )
+      extraHeaders = {}
+      if (isoHeader !== null) extraHeaders['neon-batch-isolation-level'] = isoHeader
+      if (readOnly) extraHeaders['neon-batch-read-only'] = 'true'
+      if (deferrable) extraHeaders['neon-batch-deferrable'] = 'true'
+    }
+    if (identity.envelope !== null) own(installClaimsSql(identity.envelope, true))
+    if (conn.applicationName !== undefined) own(APP_NAME_SQL, [conn.applicationName])
+    const firstUser = steps.length
+    for (const q of queries) {
+      steps.push({ text: q.text, values: q.values, capture: true, arrayMode: q.arrayMode ?? arrayModeDefault, rawText })
+    }
+    if (batch) own('COMMIT')
+
+    if (batch && queries.length === 0) return jsonResponse(200, '{"results":[]}', extraHeaders)
+
+    // 4. Run them on a connection logged in as the identity's role.
+    const signal = req.signal
+    const lease: Lease = await pools.acquire(identity.database, identity.role, signal)
+    const onAbort = () => {
+      onEvent?.({ kind: 'cancelled', database: identity.database, role: identity.role })
+      lease.cancel().catch(() => {})
+    }
+    if (signal.aborted) {
+      lease.release()
+      return cancelled()
+    }
+    signal.addEventListener('abort', onAbort, { once: true })
+    const pipeline = new Pipeline(steps, maxResponse)
+    let results: string[]
+    try {
+      lease.client.query(pipeline as unknown as pg.QueryConfig)
+      results = await pipeline.promise
+    } catch (err) {
+      signal.removeEventListener('abort', onAbort)
+      if (signal.aborted) return cancelled()
+      if (isPgAuthorizeError(err)) {
+        // Response too large: stop the backend from producing the rest.
+        lease.cancel().catch(() => {})
+        return ownError(err)
+      }
+      const cause = err instanceof StepError ? err.error : err
+      if (cause instanceof pg.DatabaseError && cause.severity !== 'FATAL' && cause.severity !== 'PANIC') {
+        lease.release()
+        if (err instanceof StepError && err.step < firstUser) onEvent?.({ kind: 'setup-step-failed', code: cause.code })
+        return jsonResponse(400, errorBody(cause.message, cause.code ?? 'XX000', cause as unknown as Record<string, unknown>))
+      }
+      // The connection itself failed (terminated, socket error): its state is unknown.
+      lease.destroy()
+      if (cause instanceof pg.DatabaseError) {
+        return jsonResponse(400, errorBody(cause.message, cause.code ?? 'XX000', cause as unknown as Record<string, unknown>))
+      }
+      return ownError(new PgAuthorizeError('ERR_DB_CONNECT', 'the database connection was lost', { cause }))
+    }
+    signal.removeEventListener('abort', onAbort)
+    lease.release()
+    const body = batch ? `{"results":[${results.join(',')}]}` : results[0]!
+    return jsonResponse(200, body, extraHeaders)
+  }
+
+  return async function handle(req: Request): Promise<Response> {
+    const path = pathOf(req.url)
+    const method = req.method
+    try {
+      if (path === '/sql') {
+        if (method === 'POST') return await sql(req)
+        if (method === 'OPTIONS') return new Response(null, { status: 200, headers: CORS_HEADERS })
+        return ownError(new PgAuthorizeError('ERR_METHOD_NOT_ALLOWED', `method ${method} is not allowed on /sql`))
+      }
+      if (path === '/health') {
+        if (method === 'GET' || method === 'HEAD') return jsonResponse(200, '{"status":"ok"}')
+        return ownError(new PgAuthorizeError('ERR_METHOD_NOT_ALLOWED', `method ${method} is not allowed on /health`))
+      }
+      return ownError(new PgAuthorizeError('ERR_NOT_FOUND', 'not found'))
+    } catch (err) {
+      if (isPgAuthorizeError(err)) {
+        onEvent?.({ kind: 'rejected', code: err.code })
+        return ownError(err)
+      }
+      return unexpected(err)
+    }
+  }
+}
+
+function cancelled(): Response {
+  return jsonResponse(400, errorBody('Query cancelled, connection was terminated', '08P01'))
+}

@@ -1,0 +1,300 @@
+/**
+ * Connection pools of the gateway: one pg.Pool per (database, role), each connection logged in *as that role*.
+ *
+ * - A pool is created lazily on the first `acquire` for its key, from `connectionConfig(database, role)`
+ *   (security property 1: the config logs in as the restricted role itself, never a privileged login).
+ * - The session defaults the Neon client's type parsers rely on (DateStyle, IntervalStyle, bytea_output,
+ *   client_encoding) are sent in the startup packet, so they cost nothing per request and `RESET ALL`
+ *   returns to them.
+ * - `acquire` waits at most `acquireTimeoutMillis` and then fails with `ERR_POOL_TIMEOUT`, never hangs.
+ * - `lease.release()` resets the session with `RESET_SESSION_SQL` *after* the caller is done (off the
+ *   request's latency path) and only then returns the connection; a connection whose reset fails, or that
+ *   saw a protocol-level failure (`lease.destroy()`, `lease.cancel()`), is closed instead (property 4).
+ *
+ * @example
+ * const pools = new GatewayPools({ connectionConfig: async (db, role) => ({ host, port, database: db, user: role, password }) })
+ * const lease = await pools.acquire('app', 'authenticated')
+ * try { await lease.client.query('select 1') } finally { lease.release() }
+ *
+ * @module
+ */
+import net from 'node:net'
+import pg from 'pg'
+import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
+import { RESET_SESSION_SQL } from '../database/session.js'
+import { SESSION_OPTIONS } from '../database/context.js'
+
+export interface GatewayPoolsOptions {
+  /** How to log in to `database` as `role` (host, port, user = role, its stored password, ssl...). */
+  connectionConfig(database: string, role: string): Promise<pg.ClientConfig>
+  /** Most connections per (database, role). Default 10. */
+  max?: number
+  /** Milliseconds an idle connection is kept before it is closed. Default 300000 (5 min, as Neon). */
+  idleTimeoutMillis?: number
+  /** Milliseconds `acquire` waits for a free connection (including connecting) before ERR_POOL_TIMEOUT. Default 5000. */
+  acquireTimeoutMillis?: number
+  /** Milliseconds a CancelRequest may take before the connection is dropped anyway. Default 1000. */
+  cancelTimeoutMillis?: number
+  /** Hook for logs/metrics; never receives secrets. */
+  onEvent?: (e: { kind: string; [k: string]: unknown }) => void
+}
+
+/** A connection lent to one request. Call exactly one of `release`, `destroy`, `cancel`. */
+export interface Lease {
+  readonly client: pg.Client
+  readonly database: string
+  readonly role: string
+  /** Gives the connection back: reset in the background, then reused (or closed if the reset fails). */
+  release(): void
+  /** Closes the connection instead of reusing it (its protocol state is unknown). */
+  destroy(): void
+  /** Cancels the running statement (PG CancelRequest), then closes the connection. */
+  cancel(): Promise<void>
+}
+
+export interface PoolStats {
+  database: string
+  role: string
+  /** Open connections, leased or idle. */
+  total: number
+  idle: number
+  /** Requests waiting for a connection. */
+  waiting: number
+  /** Connections lent out or being reset. */
+  leased: number
+}
+
+interface Entry {
+  database: string
+  role: string
+  pool: pg.Pool
+  leased: number
+}
+
+const noop = () => {}
+
+/** One pg.Pool per (database, role); see the module comment. */
+export class GatewayPools {
+  readonly #opts: Required<Omit<GatewayPoolsOptions, 'onEvent'>> & Pick<GatewayPoolsOptions, 'onEvent'>
+  readonly #pools = new Map<string, Promise<Entry>>()
+  readonly #settled = new Set<Entry>()
+  #closed = false
+
+  constructor(options: GatewayPoolsOptions) {
+    this.#opts = {
+      connectionConfig: options.connectionConfig,
+      max: options.max ?? 10,
+      idleTimeoutMillis: options.idleTimeoutMillis ?? 300_000,
+      acquireTimeoutMillis: options.acquireTimeoutMillis ?? 5_000,
+      cancelTimeoutMillis: options.cancelTimeoutMillis ?? 1_000,
+      onEvent: options.onEvent,
+    }
+  }
+
+  /**
+   * Lends a connection logged in to `database` as `role`. Rejects with ERR_POOL_TIMEOUT when none frees up
+   * in time, ERR_DB_CONNECT when Postgres cannot be reached or refuses the login (no details: they may name
+   * credentials), ERR_SHUTTING_DOWN after `close()`. If `signal` aborts while waiting, the connection is
+   * handed back as soon as it arrives and the promise rejects with ERR_QUERY_CANCELLED.
+   */
+  async acquire(database: string, role: string, signal?: AbortSignal): Promise<Lease> {
+    if (this.#closed) throw new PgAuthorizeError('ERR_SHUTTING_DOWN', 'the gateway is shutting down')
+    const entry = await this.#entry(database, role)
+    let client: pg.PoolClient
+    try {
+      client = await entry.pool.connect()
+    } catch (err) {
+      throw this.#connectError(err, database, role)
+    }
+    entry.leased++
+    const lease = new PooledLease(client, entry, this.#opts)
+    if (signal?.aborted) {
+      lease.release()
+      throw new PgAuthorizeError('ERR_QUERY_CANCELLED', 'the request was cancelled')
+    }
+    return lease
+  }
+
+  /** A snapshot of every pool. */
+  stats(): PoolStats[] {
+    const out: PoolStats[] = []
+    for (const p of this.#settled) {
+      out.push({
+        database: p.database,
+        role: p.role,
+        total: p.pool.totalCount,
+        idle: p.pool.idleCount,
+        waiting: p.pool.waitingCount,
+        leased: p.leased,
+      })
+    }
+    return out
+  }
+
+  /** Closes every pool; leased connections are closed when they are given back. */
+  async close(): Promise<void> {
+    this.#closed = true
+    const entries = await Promise.allSettled(this.#pools.values())
+    this.#pools.clear()
+    this.#settled.clear()
+    await Promise.all(
+      entries.map((e) => (e.status === 'fulfilled' ? e.value.pool.end().catch(noop) : undefined)),
+    )
+  }
+
+  #entry(database: string, role: string): Promise<Entry> {
+    const key = database + '\0' + role
+    let p = this.#pools.get(key)
+    if (p === undefined) {
+      p = this.#create(database, role)
+      this.#pools.set(key, p)
+      // A failed config lookup must not poison the key forever.
+      p.catch(() => this.#pools.delete(key))
+    }
+    return p
+  }
+
+  async #create(database: string, role: string): Promise<Entry> {
+    let config: pg.ClientConfig
+    try {
+      config = await this.#opts.connectionConfig(database, role)
+    } catch (err) {
+      if (isPgAuthorizeError(err)) throw err
+      throw new PgAuthorizeError('ERR_DB_CONNECT', `no connection settings for role "${role}"`, { cause: err })
+    }
+    // Startup options every gateway connection gets: the Postgres defaults Neon's client parsers expect.
+    const options = !config.options
+      ? SESSION_OPTIONS
+      : config.options.includes(SESSION_OPTIONS)
+        ? config.options
+        : `${SESSION_OPTIONS} ${config.options}`
+    const pool = new pg.Pool({
+      ...config,
+      options,
+      max: this.#opts.max,
+      idleTimeoutMillis: this.#opts.idleTimeoutMillis,
+      connectionTimeoutMillis: this.#opts.acquireTimeoutMillis,
+    })
+    // An idle connection that dies (server restart) is removed by pg-pool; without a listener it would crash.
+    pool.on('error', (err) => this.#opts.onEvent?.({ kind: 'pool-error', database, role, message: err.message }))
+    // A leased connection can die too (we destroy sockets on cancel): keep that from becoming an uncaught error.
+    pool.on('connect', (client) => client.on('error', noop))
+    const entry: Entry = { database, role, pool, leased: 0 }
+    this.#settled.add(entry)
+    return entry
+  }
+
+  #connectError(err: unknown, database: string, role: string): PgAuthorizeError {
+    if (isPgAuthorizeError(err)) return err
+    const message = err instanceof Error ? err.message : ''
+    // pg-pool's own wording for "waited connectionTimeoutMillis" (queue) and pg's for a slow connect.
+    if (/timeout/i.test(message)) {
+      this.#opts.onEvent?.({ kind: 'pool-timeout', database, role })
+      return new PgAuthorizeError(
+        'ERR_POOL_TIMEOUT',
+        `timed out after ${this.#opts.acquireTimeoutMillis} ms waiting for a database connection ` +
+          `(database "${database}", role "${role}", pool size ${this.#opts.max})`,
+        { cause: err, hint: 'the gateway is overloaded or the database is unreachable; retry later' },
+      )
+    }
+    this.#opts.onEvent?.({ kind: 'connect-error', database, role, message })
+    return new PgAuthorizeError('ERR_DB_CONNECT', `could not connect to database "${database}" as role "${role}"`, {
+      cause: err,
+    })
+  }
+}
+
+interface LeaseOptions {
+  cancelTimeoutMillis: number
+  onEvent?: GatewayPoolsOptions['onEvent'] | undefined
+}
+
+class PooledLease implements Lease {
+  readonly client: pg.Client
+  readonly #poolClient: pg.PoolClient
+  readonly #entry: Entry
+  readonly #opts: LeaseOptions
+  #done = false
+
+  constructor(client: pg.PoolClient, entry: Entry, opts: LeaseOptions) {
+    this.#poolClient = client
+    this.client = client as unknown as pg.Client
+    this.#entry = entry
+    this.#opts = opts
+  }
+
+  get database(): string {
+    return this.#entry.database
+  }
+
+  get role(): string {
+    return this.#entry.role
+  }
+
+  release(): void {
+    if (this.#take()) return
+    // Not awaited: the caller's response does not wait for the reset. The connection goes back to the
+    // pool only once the reset has succeeded, so no other request can see this one's state.
+    this.#poolClient.query(RESET_SESSION_SQL).then(
+      () => this.#giveBack(undefined),
+      (err: Error) => {
+        this.#opts.onEvent?.({ kind: 'reset-failed', database: this.database, role: this.role, message: err.message })
+        this.#giveBack(err)
+      },
+    )
+  }
+
+  destroy(): void {
+    if (this.#take()) return
+    this.#hardClose()
+    this.#giveBack(true)
+  }
+
+  async cancel(): Promise<void> {
+    if (this.#take()) return
+    const c = this.client as unknown as { processID?: number; secretKey?: number; host: string; port: number }
+    if (c.processID !== undefined && c.secretKey !== undefined) {
+      await sendCancel(c.host, c.port, c.processID, c.secretKey, this.#opts.cancelTimeoutMillis).catch(noop)
+    }
+    // Neon's proxy also discards the connection after a cancel: its protocol state is unknown.
+    this.#hardClose()
+    this.#giveBack(true)
+  }
+
+  #take(): boolean {
+    if (this.#done) return true
+    this.#done = true
+    return false
+  }
+
+  #hardClose(): void {
+    const stream = (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream
+    stream?.destroy()
+  }
+
+  #giveBack(err: Error | boolean | undefined): void {
+    this.#entry.leased--
+    this.#poolClient.release(err)
+  }
+}
+
+/**
+ * Sends a Postgres CancelRequest (16 bytes: length, code 80877102, pid, secret) for backend `pid` on a fresh
+ * socket. Written here because pg offers it only through Client.cancel, which relies on the deprecated
+ * activeQuery getter and on pg's internal Connection class.
+ */
+function sendCancel(host: string, port: number, pid: number, key: number, timeoutMs: number): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const msg = Buffer.alloc(16)
+    msg.writeInt32BE(16, 0)
+    msg.writeInt32BE(80877102, 4)
+    msg.writeInt32BE(pid, 8)
+    msg.writeInt32BE(key, 12)
+    const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect(port, host)
+    socket.setTimeout(timeoutMs, () => socket.destroy(new Error('cancel request timed out')))
+    socket.on('error', reject)
+    socket.on('connect', () => socket.end(msg))
+    // The server closes the socket once it has read the request: then the cancel has landed.
+    socket.on('close', () => resolve())
+  })
+}
