@@ -361,7 +361,7 @@ export async function setupFingerprint(ownerUrl: string): Promise<string> {
            where n.nspname not in ('pg_catalog', 'information_schema', 'pg_toast')) t) as acls,
         (select json_agg(x order by x) from (select p.oid::regprocedure::text || coalesce(p.proacl::text, '') || md5(coalesce(p.prosrc, '')) as x
            from pg_proc p join pg_namespace n on n.oid = p.pronamespace where n.nspname in ('auth', 'pgauthorize')) f) as funcs,
-        (select json_agg(x order by x) from (select coalesce(defaclacl::text, '') || defaclobjtype as x from pg_default_acl) d) as defaults,
+        (select json_agg(x order by x) from (select coalesce(defaclacl::text, '') || defaclobjtype::text as x from pg_default_acl) d) as defaults,
         (select json_agg(x order by x) from (select nspname || coalesce(nspacl::text, '') as x from pg_namespace) n) as schemas,
         (select json_agg(version order by version) from pgauthorize.migrations) as migrations,
         (select md5(key::text) from pgauthorize.secret) as secret,

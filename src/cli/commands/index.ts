@@ -3,5 +3,7 @@ import type { Command } from '../command.js'
 import { keys } from './keys.js'
 import { token } from './token.js'
 import { jwks } from './jwks.js'
+import { setupCommand } from './setup.js'
+import { providersCommand } from './providers.js'
 
-export const commands: Command[] = [keys, token, jwks]
+export const commands: Command[] = [keys, token, jwks, setupCommand, providersCommand]

@@ -1,0 +1,84 @@
+/**
+ * pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
+ *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace]
+ * pg-authorize providers list [--json]
+ * pg-authorize providers remove NAME
+ * (each with --database-url OWNER_URL or DATABASE_URL)
+ *
+ * Providers live in the database, so every gateway serving it shares them and picks up changes live.
+ */
+import type { Command } from '../command.js'
+import { PgAuthorizeError } from '../../errors.js'
+import { databaseUrl, list, parse } from '../options.js'
+import { addProvider, listProviders, removeProvider, withOwner } from '../../database/providers.js'
+
+const HELP = `Usage:
+  pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
+                             [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace]
+  pg-authorize providers list [--json]
+  pg-authorize providers remove NAME
+Each takes --database-url OWNER_URL (default: $DATABASE_URL).`
+
+export const providersCommand: Command = {
+  name: 'providers',
+  summary: 'add, list or remove the JWT providers (JWKS URLs) of a database',
+  async run(argv, io) {
+    const [sub, ...rest] = argv
+    if (!sub || sub === '--help' || sub === '-h') {
+      io.stdout(HELP)
+      return sub ? 0 : 2
+    }
+    if (sub === 'add') {
+      const { values } = parse(rest, {
+        'database-url': { type: 'string' },
+        'jwks-url': { type: 'string' },
+        name: { type: 'string' },
+        issuer: { type: 'string' },
+        audience: { type: 'string', multiple: true },
+        algorithms: { type: 'string' },
+        roles: { type: 'string' },
+        replace: { type: 'boolean' },
+        json: { type: 'boolean' },
+      })
+      if (!values['jwks-url']) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--jwks-url is required')
+      const url = databaseUrl(values['database-url'], io)
+      const p = await withOwner(url, (c) =>
+        addProvider(
+          c,
+          {
+            jwksUrl: values['jwks-url'],
+            ...(values.name ? { name: values.name } : {}),
+            ...(values.issuer ? { issuer: values.issuer } : {}),
+            ...(values.audience?.length ? { audience: values.audience.length === 1 ? values.audience[0]! : values.audience } : {}),
+            ...(values.algorithms ? { algorithms: list(values.algorithms)! } : {}),
+            ...(values.roles ? { roles: list(values.roles)! } : {}),
+          },
+          { replace: values.replace ?? false },
+        ),
+      )
+      io.stdout(values.json ? JSON.stringify(p, null, 2) : `added provider '${p.name}' (${p.jwksUrl}); roles: ${p.roles.join(', ')}; algorithms: ${p.algorithms.join(', ')}`)
+      return 0
+    }
+    if (sub === 'list') {
+      const { values } = parse(rest, { 'database-url': { type: 'string' }, json: { type: 'boolean' } })
+      const providers = await withOwner(databaseUrl(values['database-url'], io), listProviders)
+      if (values.json) io.stdout(JSON.stringify(providers, null, 2))
+      else if (!providers.length) io.stdout('no providers; add one with: pg-authorize providers add --jwks-url URL')
+      else {
+        for (const p of providers) {
+          const extra = [p.issuer && `issuer ${p.issuer}`, p.audience && `audience ${[p.audience].flat().join(',')}`].filter(Boolean)
+          io.stdout(`${p.name}  ${p.jwksUrl ?? '(inline keys)'}  roles=${p.roles.join(',')}  algorithms=${p.algorithms.join(',')}${extra.length ? '  ' + extra.join('  ') : ''}`)
+        }
+      }
+      return 0
+    }
+    if (sub === 'remove') {
+      const { values, positionals } = parse(rest, { 'database-url': { type: 'string' } }, true)
+      if (positionals.length !== 1) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'usage: pg-authorize providers remove NAME')
+      await withOwner(databaseUrl(values['database-url'], io), (c) => removeProvider(c, positionals[0]!))
+      io.stdout(`removed provider '${positionals[0]}'`)
+      return 0
+    }
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `unknown subcommand 'providers ${sub}' (add, list, remove)`)
+  },
+}

@@ -1,0 +1,102 @@
+/**
+ * pg-authorize setup [--database-url OWNER_URL] [--schema NAME]... [--role NAME]... [--no-grants]
+ *                    [--gateway-host HOST] [--pg-port 5433] [--http-port 4444] [--json]
+ * pg-authorize setup --uninstall [--cascade] [--database-url OWNER_URL]
+ *
+ * Installs the auth schema, the restricted roles and their grants (idempotent), then prints the two
+ * connection strings of the guide: the owner's and the `authenticated` one applications use.
+ */
+import type { Command } from '../command.js'
+import { databaseUrl, int, parse } from '../options.js'
+import { setup, uninstall } from '../../database/setup.js'
+import { maskUrl } from '../../database/connect.js'
+
+const HELP = `Usage: pg-authorize setup [--database-url OWNER_URL] [options]
+
+Installs pg-authorize in a database (idempotent): the auth schema, the roles authenticated and
+anonymous (logging in with a secret password only the gateway reads), and Neon's grants.
+
+Options:
+  --database-url URL   owner connection string (default: $DATABASE_URL)
+  --schema NAME        grant tables in this schema (repeatable; default public)
+  --role NAME          also set up this custom restricted role (repeatable)
+  --no-grants          do not grant table privileges
+  --gateway-host HOST  host shown in the authenticated connection string (default localhost)
+  --pg-port PORT       the wire gateway's port, for that string (default 5433)
+  --http-port PORT     the HTTP gateway's port, for the /sql endpoint shown (default 4444)
+  --uninstall          remove what setup installed (keeps your data)
+  --cascade            with --uninstall: also drop policies that call auth functions
+  --json               print the result as JSON`
+
+export const setupCommand: Command = {
+  name: 'setup',
+  summary: 'install the auth schema, roles and grants in a database',
+  async run(argv, io) {
+    const { values } = parse(argv, {
+      'database-url': { type: 'string' },
+      schema: { type: 'string', multiple: true },
+      role: { type: 'string', multiple: true },
+      'no-grants': { type: 'boolean' },
+      'gateway-host': { type: 'string' },
+      'pg-port': { type: 'string' },
+      'http-port': { type: 'string' },
+      uninstall: { type: 'boolean' },
+      cascade: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    })
+    if (values.help) {
+      io.stdout(HELP)
+      return 0
+    }
+    const url = databaseUrl(values['database-url'], io)
+    if (values.uninstall) {
+      const r = await uninstall(url, { cascade: values.cascade ?? false, schemas: values.schema ?? [] })
+      if (values.json) io.stdout(JSON.stringify(r, null, 2))
+      else {
+        io.stdout('pg-authorize was removed; your tables and data are untouched.')
+        if (r.droppedPolicies.length) io.stdout(`dropped policies: ${r.droppedPolicies.join(', ')}`)
+        if (r.droppedRoles.length) io.stdout(`dropped roles: ${r.droppedRoles.join(', ')}`)
+        if (r.keptRoles.length) io.stdout(`kept roles still referenced elsewhere (login disabled): ${r.keptRoles.join(', ')}`)
+      }
+      return 0
+    }
+    const result = await setup(url, {
+      schemas: values.schema ?? [],
+      roles: values.role ?? [],
+      grants: !values['no-grants'],
+    })
+    const host = values['gateway-host'] ?? 'localhost'
+    const pgPort = int(values['pg-port'], '--pg-port', 5433, 1, 65535)
+    const httpPort = int(values['http-port'], '--http-port', 4444, 1, 65535)
+    const db = encodeURIComponent(result.database)
+    const strings = {
+      owner: maskUrl(url),
+      authenticated: `postgresql://authenticated@${host}:${pgPort}/${db}`,
+      sqlEndpoint: `http://${host}:${httpPort}/sql`,
+    }
+    if (values.json) {
+      io.stdout(JSON.stringify({ ...result, connectionStrings: strings }, null, 2))
+      return 0
+    }
+    const changed = result.applied.length || result.rolesCreated.length || result.passwordsSet.length
+    io.stdout(
+      changed
+        ? `pg-authorize is set up in database "${result.database}" (schema version ${result.version}).`
+        : `pg-authorize is up to date in database "${result.database}" (schema version ${result.version}); nothing changed.`,
+    )
+    for (const m of result.applied) io.stdout(`  applied migration ${m}`)
+    for (const r of result.rolesCreated) io.stdout(`  created role ${r}`)
+    for (const r of result.passwordsSet.filter((r) => !result.rolesCreated.includes(r))) {
+      io.stdout(`  set a new login password for existing role ${r} (gateways of other databases on this server must re-run setup)`)
+    }
+    io.stdout(`  restricted roles: ${result.roles.join(', ')}`)
+    io.stdout('')
+    io.stdout('Connection strings:')
+    io.stdout(`  owner (migrations, full rights):      ${strings.owner}`)
+    io.stdout(`  authenticated (your app, through the gateway, the JWT is the credential):`)
+    io.stdout(`                                        ${strings.authenticated}`)
+    io.stdout(`  SQL over HTTP (@neondatabase/serverless: neonConfig.fetchEndpoint): ${strings.sqlEndpoint}`)
+    return 0
+  },
+}
