@@ -24,7 +24,7 @@ const HELP = `Usage:
 Options:
   --dir DIR    key directory (default ./keys)
   --alg ALG    RS256 (default), ES256, EdDSA, or another of ${ALGORITHMS.join(', ')}
-  --kid ID     key id (default: the RFC 7638 thumbprint)
+  --kid ID     key id (default: the RFC 7638 thumbprint; write --kid=ID when ID starts with -)
   --force      generate: replace an existing key
   --json       list: print JSON`
 
