@@ -221,7 +221,9 @@ test('bad credentials: FATAL 28P01 at authentication and nothing opened upstream
 test('expiry: the session is ended with a FATAL at exp, and the upstream connection is closed', async () => {
   h.identity = { expiresAt: Math.floor(Date.now() / 1000) + 2 }
   const c = new pg.Client(h.url())
-  const fatal = new Promise<{ code: string; message: string; severity: string }>((resolve) => c.on('error', resolve))
+  const fatal = new Promise<{ code: string; message: string; severity: string }>((resolve) =>
+    c.on('error', (e) => resolve(e as unknown as { code: string; message: string; severity: string })),
+  )
   try {
     await c.connect()
     assert.equal((await c.query('select 1 as one')).rows[0].one, 1)
