@@ -49,11 +49,24 @@ export async function signToken(options: SignOptions): Promise<string> {
     payload.exp = nowSeconds + parseDuration(options.expiresIn ?? '1h', 'expires-in')
   }
   if (options.notBefore !== undefined) payload.nbf = parseTime(options.notBefore, nowSeconds, 'not-before')
+  checkRegisteredClaims(payload)
   const kid = typeof jwk.kid === 'string' ? jwk.kid : await calculateJwkThumbprint(toPublicJwk(jwk) as never, 'sha256')
   const key = await importJWK(jwk as never, alg)
-  try {
-    return await new SignJWT(payload).setProtectedHeader({ alg, kid, typ: 'JWT' }).sign(key)
-  } catch (err) {
-    throw new PgAuthorizeError('ERR_INVALID_CLAIMS', 'the claims cannot be signed (a registered claim has the wrong type)', { cause: err })
+  return new SignJWT(payload).setProtectedHeader({ alg, kid, typ: 'JWT' }).sign(key)
+}
+
+/** RFC 7519 4.1 types; jose signs whatever it is given, and verifiers would then refuse the token. */
+function checkRegisteredClaims(payload: JWTPayload): void {
+  const wrong = (name: string, type: string) =>
+    new PgAuthorizeError('ERR_INVALID_CLAIMS', `claim "${name}" has the wrong type (must be ${type})`)
+  for (const name of ['exp', 'nbf', 'iat'] as const) {
+    if (payload[name] !== undefined && !(typeof payload[name] === 'number' && Number.isFinite(payload[name]))) throw wrong(name, 'a number of seconds')
+  }
+  for (const name of ['sub', 'iss', 'jti'] as const) {
+    if (payload[name] !== undefined && typeof payload[name] !== 'string') throw wrong(name, 'a string')
+  }
+  const aud = payload.aud
+  if (aud !== undefined && typeof aud !== 'string' && !(Array.isArray(aud) && aud.every((a) => typeof a === 'string'))) {
+    throw wrong('aud', 'a string or strings')
   }
 }
