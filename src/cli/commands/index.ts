@@ -5,5 +5,7 @@ import { token } from './token.js'
 import { jwks } from './jwks.js'
 import { setupCommand } from './setup.js'
 import { providersCommand } from './providers.js'
+import { serveCommand } from './serve.js'
+import { devCommand } from './dev.js'
 
-export const commands: Command[] = [keys, token, jwks, setupCommand, providersCommand]
+export const commands: Command[] = [devCommand, keys, token, jwks, setupCommand, providersCommand, serveCommand]

@@ -1,0 +1,88 @@
+/**
+ * pg-authorize dev [--dir .pg-authorize] [--port 4444] [--pg-port 5433] [--jwks-port 8787]
+ *                  [--postgres-port 55432] [--database neondb] [--no-demo] [--allow-anonymous]
+ *
+ * The whole stack locally, offline, in one command (also `npm start`). Ctrl-C stops everything; a second
+ * run reuses the data.
+ */
+import type { Command } from '../command.js'
+import { int, parse } from '../options.js'
+import { runUntilSignal } from '../signals.js'
+import { startDev } from '../../dev/dev.js'
+
+const HELP = `Usage: pg-authorize dev [options]
+
+Runs the whole journey locally: an embedded Postgres, signing keys and their JWKS, setup, the guide's
+demo (two tenants, two users, crudPolicy policies) and the gateway, then prints tokens and snippets.
+
+Options:
+  --dir DIR             state folder (default .pg-authorize)
+  --port PORT           gateway HTTP port (default 4444)
+  --pg-port PORT        gateway wire port (default 5433)
+  --jwks-port PORT      JWKS server port (default 8787)
+  --postgres-port PORT  embedded Postgres port (default 55432)
+  --database NAME       database to create and serve (default neondb)
+  --no-demo             do not load the demo schema
+  --allow-anonymous     run requests without a token as anonymous`
+
+const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
+
+export const devCommand: Command = {
+  name: 'dev',
+  summary: 'run everything locally on an embedded Postgres, with the guide\'s demo',
+  async run(argv, io) {
+    const { values } = parse(argv, {
+      dir: { type: 'string' },
+      port: { type: 'string' },
+      'pg-port': { type: 'string' },
+      'jwks-port': { type: 'string' },
+      'postgres-port': { type: 'string' },
+      database: { type: 'string' },
+      'no-demo': { type: 'boolean' },
+      'allow-anonymous': { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    })
+    if (values.help) {
+      io.stdout(HELP)
+      return 0
+    }
+    const started = Date.now()
+    const stack = await startDev({
+      dir: values.dir ?? `${io.cwd}/.pg-authorize`,
+      port: int(values.port, '--port', 4444, 0, 65535),
+      pgPort: int(values['pg-port'], '--pg-port', 5433, 0, 65535),
+      jwksPort: int(values['jwks-port'], '--jwks-port', 8787, 0, 65535),
+      postgresPort: int(values['postgres-port'], '--postgres-port', 55432, 1, 65535),
+      ...(values.database ? { database: values.database } : {}),
+      demo: !values['no-demo'],
+      allowAnonymous: values['allow-anonymous'] ?? false,
+      log: (line) => io.stdout(line),
+    })
+    const out = (s = '') => io.stdout(s)
+    out('')
+    out(`pg-authorize dev is ready (${((Date.now() - started) / 1000).toFixed(1)} s). Ctrl-C stops everything.`)
+    out('')
+    out(`  owner URL (migrations, full rights): ${stack.ownerUrl}`)
+    out(`  authenticated URL (your app):        ${stack.authenticatedUrl}`)
+    out(`  SQL over HTTP endpoint:              ${stack.sqlEndpoint}`)
+    out(`  WebSocket endpoint:                  ${stack.webSocketUrl}`)
+    out(`  JWKS URL (provider "local"):         ${stack.jwksUrl}`)
+    if (stack.tokens.length) {
+      out('')
+      out('Tokens for the demo users (valid 24 h):')
+      for (const t of stack.tokens) {
+        out(`  ${t.user} (sub ${t.sub}, tenant ${t.tenantId}):`)
+        out(`    ${t.token}`)
+      }
+      const first = stack.tokens[0]!
+      out('')
+      out(`Query as ${first.user} with @neondatabase/serverless (run in this folder):`)
+      out('')
+      out(`TOKEN=${shellQuote(first.token)} node --input-type=module -e ${shellQuote(stack.snippet)}`)
+      out('')
+      out(`Or with psql (the JWT is the password):`)
+      out(`  PGPASSWORD=${shellQuote(first.token)} psql ${shellQuote(stack.authenticatedUrl)} -c 'select * from users'`)
+    }
+    return runUntilSignal(() => stack.close(), { onSignal: (s) => io.stderr(`${s}: stopping`) })
+  },
+}

@@ -1,0 +1,158 @@
+/**
+ * `pg-authorize dev`: the whole journey of the guide, locally, offline, in one command.
+ *
+ * 1. an embedded Postgres 17 (from npm), data under `.pg-authorize/postgres/`;
+ * 2. signing keys in `.pg-authorize/keys/` (generated on the first run) and a JWKS server for them;
+ * 3. `setup`, and that JWKS registered as the provider `local`;
+ * 4. the guide's demo (tenants and users with crudPolicy policies), unless `demo: false`;
+ * 5. the gateway: SQL over HTTP, the wire protocol and WebSocket;
+ * 6. a ready token for each demo user.
+ *
+ * A second run reuses the data, the keys and the ports.
+ *
+ * @module
+ */
+import path from 'node:path'
+import pg from 'pg'
+import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../database/embedded.js'
+import { setup } from '../database/setup.js'
+import { addProvider, withOwner } from '../database/providers.js'
+import { ensureKeys } from '../keys/keydir.js'
+import { serveJwks, type JwksServer } from '../jwks/serve.js'
+import { signToken } from '../tokens/sign.js'
+import { startGateway, type Gateway } from '../gateway/gateway.js'
+import { DEMO_USERS, demoClaims, loadDemo } from './demo.js'
+
+export interface DevOptions {
+  /** State folder. Default `.pg-authorize` in the current directory. */
+  dir?: string
+  /** Embedded Postgres port (loopback). Default 55432, so the owner URL is the same on every run. */
+  postgresPort?: number
+  /** Gateway HTTP port. Default 4444. */
+  port?: number
+  /** Gateway wire port. Default 5433. */
+  pgPort?: number
+  /** JWKS server port. Default 8787. */
+  jwksPort?: number
+  /** Address every listener binds. Default 127.0.0.1. */
+  host?: string
+  /** Load the guide's demo. Default true. */
+  demo?: boolean
+  /** Database to create and serve. Default `neondb`, as on Neon. */
+  database?: string
+  /** Lifetime of the printed demo tokens. Default `24h`. */
+  tokenLifetime?: string
+  /** Extra gateway settings. */
+  allowAnonymous?: boolean
+  log?: (line: string) => void
+}
+
+export interface DevToken {
+  user: string
+  sub: string
+  tenantId: string
+  token: string
+}
+
+export interface DevStack {
+  ownerUrl: string
+  /** The `authenticated` connection string (wire gateway; the JWT is the password). */
+  authenticatedUrl: string
+  sqlEndpoint: string
+  webSocketUrl: string
+  jwksUrl: string
+  tokens: DevToken[]
+  gateway: Gateway
+  postgres: EmbeddedPostgresHandle
+  jwks: JwksServer
+  /** A copy-paste snippet using @neondatabase/serverless that returns rows. */
+  snippet: string
+  /** Stops everything: gateway, JWKS server, Postgres. */
+  close(): Promise<void>
+}
+
+const ident = (s: string) => pg.escapeIdentifier(s)
+
+/** Starts the stack; see the module comment. */
+export async function startDev(options: DevOptions = {}): Promise<DevStack> {
+  const dir = path.resolve(options.dir ?? '.pg-authorize')
+  const host = options.host ?? '127.0.0.1'
+  const database = options.database ?? 'neondb'
+  const log = options.log ?? (() => {})
+  const stops: Array<() => Promise<void>> = []
+  const close = async () => {
+    for (const stop of stops.reverse()) await stop().catch(() => {})
+    stops.length = 0
+  }
+  try {
+    const postgres = await startEmbeddedPostgres({
+      dataDir: path.join(dir, 'postgres', 'data'),
+      port: options.postgresPort ?? 55432,
+    })
+    stops.push(() => postgres.stop())
+    log(`Postgres 17 running on 127.0.0.1:${postgres.port} (data in ${path.relative(process.cwd(), dir) || '.'}/postgres)`)
+
+    const exists = await withOwner(postgres.url, (c) => c.query('select 1 from pg_database where datname = $1', [database]))
+    if (exists.rows.length === 0) await withOwner(postgres.url, (c) => c.query(`create database ${ident(database)}`))
+    const ownerUrl = postgres.urlFor(database)
+
+    const keys = await ensureKeys(path.join(dir, 'keys'))
+    const jwks = await serveJwks({ dir: keys.dir, port: options.jwksPort ?? 8787, host })
+    stops.push(() => jwks.close())
+
+    const result = await setup(ownerUrl)
+    if (result.applied.length) log(`set up pg-authorize in ${database}`)
+    await withOwner(ownerUrl, (c) =>
+      addProvider(c, { name: 'local', jwksUrl: jwks.url, roles: ['authenticated', 'anonymous'] }, { replace: true }),
+    )
+    if (options.demo !== false) await loadDemo(ownerUrl)
+
+    const gateway = await startGateway({
+      databaseUrl: ownerUrl,
+      port: options.port ?? 4444,
+      pgPort: options.pgPort ?? 5433,
+      host,
+      allowAnonymous: options.allowAnonymous ?? false,
+    })
+    stops.push(() => gateway.close())
+
+    const tokens: DevToken[] = []
+    if (options.demo !== false) {
+      for (const user of DEMO_USERS) {
+        const { sub, ...claims } = demoClaims(user)
+        const token = await signToken({
+          privateJwk: keys.current.privateJwk,
+          sub: sub as string,
+          claims,
+          expiresIn: options.tokenLifetime ?? '24h',
+        })
+        tokens.push({ user: user.name, sub: user.sub, tenantId: user.tenantId, token })
+      }
+    }
+    const urlHost = host.includes(':') ? `[${host}]` : host
+    const authenticatedUrl = `postgresql://authenticated@${urlHost}:${gateway.pgPort}/${database}`
+    const sqlEndpoint = `${gateway.url}/sql`
+    const snippet = [
+      `import { neon, neonConfig } from '@neondatabase/serverless'`,
+      `neonConfig.fetchEndpoint = '${sqlEndpoint}'`,
+      `const sql = neon('${authenticatedUrl}', { authToken: process.env.TOKEN })`,
+      `console.log(await sql\`select * from users\`)`,
+    ].join('\n')
+    return {
+      ownerUrl,
+      authenticatedUrl,
+      sqlEndpoint,
+      webSocketUrl: `${gateway.url.replace(/^http/, 'ws')}/v2`,
+      jwksUrl: jwks.url,
+      tokens,
+      gateway,
+      postgres,
+      jwks,
+      snippet,
+      close,
+    }
+  } catch (err) {
+    await close()
+    throw err
+  }
+}

@@ -1,0 +1,187 @@
+/**
+ * The databases a gateway serves, and who a request runs as.
+ *
+ * Each served database (named by the client: `Neon-Connection-String`'s path, or the wire startup's
+ * `database`) has its own sealing key, role credentials and providers, all read through the owner URL
+ * pointed at that database. A database is opened on first use and only when pg-authorize is set up in it.
+ *
+ * {@link Databases.authenticate} is the one place both transports turn a JWT into an identity: verify the
+ * token against that database's providers for the requested role, seal the verified claims, and name the
+ * connection to use, which logs in as the restricted role itself (security properties 1 to 3).
+ *
+ * @module
+ */
+import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
+import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
+import { watchProviders, type ProviderWatch } from '../database/providers.js'
+import { envelopeExpiry, sealClaims } from '../database/session.js'
+import { Verifier } from '../verify/verifier.js'
+import type { ProviderConfig, VerifierEvent, VerifierOptions } from '../verify/types.js'
+import type pg from 'pg'
+
+export interface DatabasesOptions {
+  /** Owner connection string; its database is the default one served. */
+  ownerUrl: string
+  /** Run requests without a token as `anonymous` (no claims). Default false: refuse them. */
+  allowAnonymous?: boolean
+  /** Providers accepted in addition to those stored in each database. */
+  extraProviders?: ProviderConfig[]
+  /** Verifier settings (leeway, JWKS cache, token cache). */
+  verifier?: Omit<VerifierOptions, 'providers' | 'onEvent'>
+  /** Longest life of the sealed claims of one HTTP request, seconds. Default 300. */
+  httpClaimsTtlSeconds?: number
+  /** Longest life of a wire session whose token has no `exp`, seconds. Default 86400. */
+  wireSessionTtlSeconds?: number
+  /** How often providers are re-read besides LISTEN/NOTIFY, ms. Default 30000. */
+  providerPollMs?: number
+  onVerifierEvent?: (database: string, e: VerifierEvent) => void
+  onError?: (err: unknown) => void
+}
+
+export interface AuthenticateRequest {
+  token: string | undefined
+  role: string
+  database: string
+  transport: 'http' | 'tcp' | 'tls' | 'websocket'
+}
+
+export interface Identity {
+  role: string
+  database: string
+  /** Sealed claims; null for an anonymous request without a token. */
+  envelope: string | null
+  /** When the identity stops being valid (epoch seconds). */
+  expiresAt: number | undefined
+  /** The provider that verified the token, when there was one. */
+  provider?: string
+  /** The verified `sub`, for audit logs. */
+  subject?: string
+}
+
+interface Served {
+  ctx: DatabaseContext
+  verifier: Verifier
+  watch: ProviderWatch
+}
+
+const MISSING_TOKEN = 'missing authentication credentials: required authorization bearer token in JWT format'
+
+export class Databases {
+  readonly #opts: DatabasesOptions
+  readonly #served = new Map<string, Promise<Served>>()
+  readonly #defaultDatabase: string
+
+  constructor(options: DatabasesOptions) {
+    this.#opts = options
+    this.#defaultDatabase = decodeURIComponent(new URL(options.ownerUrl).pathname.slice(1)) || 'postgres'
+  }
+
+  get defaultDatabase(): string {
+    return this.#defaultDatabase
+  }
+
+  /** Opens (once) the database `name`; fails with ERR_DB_NOT_SET_UP when pg-authorize is not installed there. */
+  open(name: string = this.#defaultDatabase): Promise<Served> {
+    let served = this.#served.get(name)
+    if (!served) {
+      served = this.#open(name)
+      this.#served.set(name, served)
+      // A failed open is not cached: the database may be set up a moment later.
+      served.catch(() => this.#served.delete(name))
+    }
+    return served
+  }
+
+  async #open(name: string): Promise<Served> {
+    let ctx: DatabaseContext
+    try {
+      ctx = await openDatabaseContext(this.#opts.ownerUrl, name)
+    } catch (err) {
+      if (isPgAuthorizeError(err) && err.code === 'ERR_DB_NOT_SET_UP') {
+        throw new PgAuthorizeError('ERR_DB_NOT_SET_UP', `database '${name}' is not served: pg-authorize is not set up in it`, { cause: err })
+      }
+      if (isPgAuthorizeError(err) && err.code === 'ERR_DB_CONNECT') {
+        throw new PgAuthorizeError('ERR_DB_CONNECT', `database '${name}' is not reachable`, { cause: err })
+      }
+      throw err
+    }
+    const extra = this.#opts.extraProviders ?? []
+    const verifier = new Verifier({
+      ...this.#opts.verifier,
+      providers: extra,
+      onEvent: (e) => this.#opts.onVerifierEvent?.(name, e),
+    })
+    const watch = await watchProviders(
+      ctx.ownerUrl,
+      (stored) => verifier.setProviders([...extra, ...(stored as ProviderConfig[])]),
+      { pollMs: this.#opts.providerPollMs ?? 30_000, ...(this.#opts.onError ? { onError: this.#opts.onError } : {}) },
+    )
+    return { ctx, verifier, watch }
+  }
+
+  /** How to log in to `database` as `role`: as the role itself, with its stored password. */
+  async connectionConfig(database: string, role: string): Promise<pg.ClientConfig> {
+    const { ctx } = await this.open(database)
+    return ctx.roleConnectionConfig(role)
+  }
+
+  /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */
+  async authenticate(req: AuthenticateRequest): Promise<Identity> {
+    const { ctx, verifier } = await this.open(req.database)
+    if (!ctx.roles.includes(req.role)) {
+      // The owner, a superuser, or any role setup did not make: never.
+      throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `role '${req.role}' is not a restricted role; connect as ${ctx.roles.join(' or ')}`)
+    }
+    if (!req.token) {
+      if (this.#opts.allowAnonymous && ctx.roles.includes('anonymous')) {
+        return { role: 'anonymous', database: ctx.database, envelope: null, expiresAt: undefined }
+      }
+      throw new PgAuthorizeError('ERR_TOKEN_MISSING', MISSING_TOKEN)
+    }
+    if (verifier.providers.length === 0) {
+      throw new PgAuthorizeError('ERR_NO_PROVIDERS', `no JWT provider is registered for database '${ctx.database}'`, {
+        hint: 'pg-authorize providers add --jwks-url URL',
+      })
+    }
+    const verified = await verifier.verify(req.token, { role: req.role })
+    const ttl = req.transport === 'http' ? (this.#opts.httpClaimsTtlSeconds ?? 300) : (this.#opts.wireSessionTtlSeconds ?? 86_400)
+    const envelope = sealClaims(ctx.sessionKey, verified.claims as Record<string, unknown>, { maxTtlSeconds: ttl })
+    return {
+      role: req.role,
+      database: ctx.database,
+      envelope,
+      expiresAt: envelopeExpiry(envelope),
+      provider: verified.provider.name,
+      ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
+    }
+  }
+
+  /** Re-reads providers (and credentials) of every open database, e.g. on SIGHUP. */
+  async reload(): Promise<void> {
+    for (const served of this.#served.values()) {
+      const s = await served.catch(() => undefined)
+      if (!s) continue
+      await s.ctx.reload()
+      await s.watch.reload()
+    }
+  }
+
+  /** Forces a JWKS refetch for every provider of every open database. */
+  async refreshKeys(): Promise<void> {
+    for (const served of this.#served.values()) {
+      const s = await served.catch(() => undefined)
+      await s?.verifier.refresh()
+    }
+  }
+
+  async close(): Promise<void> {
+    const all = [...this.#served.values()]
+    this.#served.clear()
+    for (const served of all) {
+      const s = await served.catch(() => undefined)
+      if (!s) continue
+      s.verifier.close()
+      await s.watch.close()
+    }
+  }
+}
