@@ -4,7 +4,7 @@
  * real `@neondatabase/serverless` client pointed at it. Tokens are stand-ins: the `authenticate` hook here
  * maps `Bearer user:<sub>` to sealed claims `{ sub }` (JWT verification is tested elsewhere).
  */
-import { neon, neonConfig } from '@neondatabase/serverless'
+import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless'
 import pg from 'pg'
 import { PgAuthorizeError } from '../../src/errors.js'
 import { openDatabaseContext, sealClaims, setup, type DatabaseContext } from '../../src/database/index.js'
@@ -26,7 +26,7 @@ export interface Stack {
   authUrl: string
   events: { kind: string; [k: string]: unknown }[]
   /** The real Neon client with a token for `sub`. */
-  sql(sub?: string): ReturnType<typeof neon>
+  sql(sub?: string): NeonQueryFunction<false, false>
   /** A raw POST to /sql with the Neon client's headers (override with `headers`). */
   post(body: string | Uint8Array, headers?: Record<string, string>): Promise<Response>
   close(): Promise<void>
@@ -88,7 +88,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       events,
       sql: (sub = 'alice') => neon(authUrl, { authToken: `user:${sub}` }),
       post: (body, headers = {}) =>
-        fetch(endpoint, { method: 'POST', body, headers: { ...clientHeaders, ...headers } }),
+        fetch(endpoint, { method: 'POST', body: body as BodyInit, headers: { ...clientHeaders, ...headers } }),
       async close() {
         await server.close().catch(() => {})
         await pools.close().catch(() => {})

@@ -1,0 +1,170 @@
+/**
+ * GatewayPools against a real Postgres, logging in as the restricted role `setup` created:
+ * the reset really clears a session's state before the next lease, a failed reset or a protocol failure
+ * discards the connection, and a full pool fails with ERR_POOL_TIMEOUT instead of hanging.
+ */
+import { after, before, test } from 'node:test'
+import assert from 'node:assert/strict'
+import pg from 'pg'
+import { installClaimsSql, openDatabaseContext, sealClaims, setup, type DatabaseContext } from '../../src/database/index.js'
+import { GatewayPools, type Lease } from '../../src/gateway/pool.js'
+import { createSqlHttpHandler } from '../../src/gateway/http/handler.js'
+import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import { eventually } from './harness.js'
+
+let db: TestDatabase
+let ctx: DatabaseContext
+let owner: pg.Client
+const opened: GatewayPools[] = []
+
+before(async () => {
+  db = await createTestDatabase()
+  await setup(db.url)
+  ctx = await openDatabaseContext(db.url)
+  owner = new pg.Client(db.url)
+  await owner.connect()
+})
+after(async () => {
+  for (const p of opened) await p.close().catch(() => {})
+  await owner?.end().catch(() => {})
+  await db?.close()
+})
+
+function pools(opts: { max?: number; acquireTimeoutMillis?: number } = {}): GatewayPools {
+  const p = new GatewayPools({ connectionConfig: async (_db, role) => ctx.roleConnectionConfig(role), ...opts })
+  opened.push(p)
+  return p
+}
+
+const pid = async (l: Lease) => (await l.client.query('select pg_backend_pid() as p')).rows[0].p as number
+
+test('connections log in as the role itself, with the session defaults Neon parsers need', async () => {
+  const p = pools({ max: 1 })
+  const l = await p.acquire(ctx.database, 'authenticated')
+  try {
+    const r = await l.client.query(`select current_user as u, session_user as s, current_setting('DateStyle') as ds,
+      current_setting('IntervalStyle') as ist, current_setting('bytea_output') as bo, current_setting('client_encoding') as ce`)
+    assert.deepEqual(r.rows[0], { u: 'authenticated', s: 'authenticated', ds: 'ISO, MDY', ist: 'postgres', bo: 'hex', ce: 'UTF8' })
+  } finally {
+    l.release()
+  }
+})
+
+test('the reset clears every piece of session state before the next lease', async () => {
+  const p = pools({ max: 1 })
+  const envelope = sealClaims(ctx.sessionKey, { sub: 'alice' })
+  const a = await p.acquire(ctx.database, 'authenticated')
+  const pidA = await pid(a)
+  await a.client.query(`create temp table leak (x int)`)
+  await a.client.query(`prepare leaky as select 1`)
+  await a.client.query(`set statement_timeout = 1234`)
+  await a.client.query(`select pg_advisory_lock(4242)`)
+  await a.client.query(`listen leak_channel`)
+  await a.client.query(installClaimsSql(envelope, false))
+  await a.client.query(`declare leak_cursor cursor with hold for select 1`)
+  assert.equal((await a.client.query('select auth.user_id() as u')).rows[0].u, 'alice')
+  a.release()
+
+  const b = await p.acquire(ctx.database, 'authenticated')
+  try {
+    assert.equal(await pid(b), pidA, 'the same physical connection was reused (pool of one)')
+    const r = await b.client.query(`select
+      (select count(*)::int from pg_class where relnamespace = pg_my_temp_schema()) as temp_tables,
+      (select count(*)::int from pg_prepared_statements) as prepared,
+      current_setting('statement_timeout') as timeout,
+      (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as locks,
+      (select count(*)::int from pg_listening_channels()) as listening,
+      (select count(*)::int from pg_cursors) as cursors,
+      auth.session() as session, auth.user_id() as uid`)
+    assert.deepEqual(r.rows[0], { temp_tables: 0, prepared: 0, timeout: '0', locks: 0, listening: 0, cursors: 0, session: null, uid: null })
+    // The advisory lock is really free: another session can take it.
+    assert.equal((await owner.query('select pg_try_advisory_lock(4242) as ok')).rows[0].ok, true)
+    await owner.query('select pg_advisory_unlock(4242)')
+  } finally {
+    b.release()
+  }
+})
+
+test('through HTTP: state left by one request is gone for the next one on the same connection', async () => {
+  const p = pools({ max: 1 })
+  const handler = createSqlHttpHandler({
+    pools: p,
+    // Token "alice" gets claims; no token gets no identity at all (envelope null).
+    authenticate: async (req) => ({
+      role: 'authenticated',
+      database: ctx.database,
+      envelope: req.token ? sealClaims(ctx.sessionKey, { sub: req.token }) : null,
+    }),
+  })
+  const call = async (query: string, token?: string) => {
+    const res = await handler(new Request('http://gw/sql', {
+      method: 'POST',
+      body: JSON.stringify({ query, params: [] }),
+      headers: {
+        'Neon-Connection-String': `postgresql://authenticated@gw/${ctx.database}`,
+        'Neon-Array-Mode': 'true',
+        ...(token ? { Authorization: `Bearer ${token}` } : {}),
+      },
+    }))
+    assert.equal(res.status, 200, await res.clone().text())
+    return (await res.json()).rows[0] as (string | null)[]
+  }
+  // Promote the request's own (transaction-local) claims to the session, and leave a setting behind.
+  const [first] = await call(`select pg_backend_pid()::text || ':' ||
+    set_config('pg_authorize.session', current_setting('pg_authorize.session'), false) ||
+    set_config('work_mem', '7MB', false)`, 'alice')
+  const [pidB, uid, mem] = await call(`select pg_backend_pid()::text, auth.user_id(), current_setting('work_mem')`)
+  assert.equal(first!.split(':')[0], pidB, 'same connection')
+  assert.equal(uid, null, 'no identity leaks to a request without a token')
+  assert.notEqual(mem, '7MB')
+})
+
+test('a full pool fails with ERR_POOL_TIMEOUT and a clear message, not a hang', async () => {
+  const p = pools({ max: 1, acquireTimeoutMillis: 300 })
+  const held = await p.acquire(ctx.database, 'authenticated')
+  try {
+    await assert.rejects(p.acquire(ctx.database, 'authenticated'), (e: Error & { code?: string }) => {
+      assert.equal(e.code, 'ERR_POOL_TIMEOUT')
+      assert.match(e.message, /timed out after 300 ms waiting for a database connection .*role "authenticated", pool size 1/)
+      return true
+    })
+    const handler = createSqlHttpHandler({
+      pools: p,
+      authenticate: async () => ({ role: 'authenticated', database: ctx.database, envelope: null }),
+    })
+    const res = await handler(new Request('http://gw/sql', {
+      method: 'POST',
+      body: '{"query":"select 1"}',
+      headers: { 'Neon-Connection-String': `postgresql://authenticated@gw/${ctx.database}` },
+    }))
+    assert.equal(res.status, 400)
+    const j = await res.json()
+    assert.equal(j.code, '53300')
+    assert.match(j.message, /timed out/)
+  } finally {
+    held.release()
+  }
+  const again = await p.acquire(ctx.database, 'authenticated')
+  again.release()
+})
+
+test('a connection whose reset fails, or that is destroyed, is never reused', async () => {
+  const p = pools({ max: 1 })
+  const a = await p.acquire(ctx.database, 'authenticated')
+  const pidA = await pid(a)
+  await owner.query('select pg_terminate_backend($1)', [pidA])
+  a.release() // the reset fails on a dead connection
+  const b = await p.acquire(ctx.database, 'authenticated')
+  const pidB = await pid(b)
+  assert.notEqual(pidB, pidA)
+  b.destroy()
+  const c = await p.acquire(ctx.database, 'authenticated')
+  assert.notEqual(await pid(c), pidB)
+  c.release()
+  assert.ok(await eventually(async () => p.stats().every((s) => s.leased === 0 && s.total === 1)), JSON.stringify(p.stats()))
+})
+
+test('a role without stored credentials is refused before connecting', async () => {
+  const p = pools()
+  await assert.rejects(p.acquire(ctx.database, 'postgres'), (e: Error & { code?: string }) => e.code === 'ERR_ROLE_NOT_ALLOWED')
+})
