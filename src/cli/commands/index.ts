@@ -7,5 +7,6 @@ import { setupCommand } from './setup.js'
 import { providersCommand } from './providers.js'
 import { serveCommand } from './serve.js'
 import { devCommand } from './dev.js'
+import { configCommand } from './config.js'
 
-export const commands: Command[] = [devCommand, keys, token, jwks, setupCommand, providersCommand, serveCommand]
+export const commands: Command[] = [devCommand, keys, token, jwks, setupCommand, providersCommand, serveCommand, configCommand]

@@ -9,9 +9,11 @@
 import { readFileSync } from 'node:fs'
 import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { databaseUrl, int, parse } from '../options.js'
+import { parse } from '../options.js'
+import { flagValues, loadConfig, settingFlags } from '../../config/load.js'
+import type { GatewayConfig } from '../../config/schema.js'
 import { runUntilSignal } from '../signals.js'
-import { startGateway, type Gateway } from '../../gateway/gateway.js'
+import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js'
 
 const HELP = `Usage: pg-authorize serve [--database-url OWNER_URL] [options]
 
@@ -27,7 +29,12 @@ Options:
   --tls-key FILE             PEM private key
   --allow-insecure-password  accept JWTs without TLS from non-loopback clients
   --pool-size N              connections per database and role (default 10)
-  --pool-timeout MS          how long a request waits for a connection (default 5000)`
+  --pool-timeout MS          how long a request waits for a connection (default 5000)
+  --config FILE              configuration file (default ./pg-authorize.config.json if present)
+
+Every setting also comes from an environment variable PG_AUTHORIZE_<NAME> or the configuration file;
+precedence: flags, environment, file, defaults. 'pg-authorize config reference' lists them all;
+'pg-authorize config print' shows the effective values.`
 
 /** Reads TLS files, naming the flag on failure (never printing contents). */
 export function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
@@ -53,42 +60,51 @@ export function describeGateway(gw: Gateway): string[] {
   ]
 }
 
+/** The gateway's options from the resolved configuration. */
+export function gatewayOptions(config: GatewayConfig): GatewayOptions {
+  const tls = readTls(config.tlsCert, config.tlsKey)
+  return {
+    databaseUrl: config.databaseUrl,
+    port: config.port,
+    host: config.host,
+    pgPort: config.pg ? config.pgPort : false,
+    ...(config.pgHost ? { pgHost: config.pgHost } : {}),
+    allowAnonymous: config.allowAnonymous,
+    ...(tls ? { tls } : {}),
+    allowInsecurePassword: config.allowInsecurePassword,
+    poolSize: config.poolSize,
+    poolTimeoutMs: config.poolTimeout,
+    maxRequestBytes: config.maxRequestBytes,
+    maxResponseBytes: config.maxResponseBytes,
+    databases: {
+      verifier: {
+        clockToleranceSeconds: config.clockTolerance,
+        maxTokenLength: config.maxTokenLength,
+        jwksMaxAgeMs: config.jwksMaxAge,
+        jwksCooldownMs: config.jwksCooldown,
+        jwksTimeoutMs: config.jwksTimeout,
+        cache: config.tokenCacheSize > 0 && config.tokenCacheTtl > 0 ? { maxEntries: config.tokenCacheSize, maxTtlMs: config.tokenCacheTtl } : false,
+      },
+    },
+  }
+}
+
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the gateway (SQL over HTTP, Postgres wire protocol, WebSocket)',
   async run(argv, io) {
-    const { values } = parse(argv, {
-      'database-url': { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'pg-port': { type: 'string' },
-      'pg-host': { type: 'string' },
-      'no-pg': { type: 'boolean' },
-      'allow-anonymous': { type: 'boolean' },
-      'tls-cert': { type: 'string' },
-      'tls-key': { type: 'string' },
-      'allow-insecure-password': { type: 'boolean' },
-      'pool-size': { type: 'string' },
-      'pool-timeout': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    })
+    const { values } = parse(argv, { ...settingFlags(), config: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
     if (values.help) {
       io.stdout(HELP)
       return 0
     }
-    const tls = readTls(values['tls-cert'], values['tls-key'])
-    const gw = await startGateway({
-      databaseUrl: databaseUrl(values['database-url'], io),
-      port: int(values.port, '--port', 4444, 0, 65535),
-      host: values.host ?? '127.0.0.1',
-      pgPort: values['no-pg'] ? false : int(values['pg-port'], '--pg-port', 5433, 0, 65535),
-      ...(values['pg-host'] ? { pgHost: values['pg-host'] } : {}),
-      allowAnonymous: values['allow-anonymous'] ?? false,
-      ...(tls ? { tls } : {}),
-      allowInsecurePassword: values['allow-insecure-password'] ?? false,
-      poolSize: int(values['pool-size'], '--pool-size', 10, 1, 10_000),
-      poolTimeoutMs: int(values['pool-timeout'], '--pool-timeout', 5000, 1, 3_600_000),
+    const { config } = loadConfig({
+      flags: flagValues(values),
+      env: io.env,
+      cwd: io.cwd,
+      ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
     })
+    const gw = await startGateway(gatewayOptions(config))
     io.stdout('pg-authorize gateway ready')
     for (const line of describeGateway(gw)) io.stdout(`  ${line}`)
     return runUntilSignal(() => gw.close(), {

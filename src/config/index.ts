@@ -1,0 +1,3 @@
+/** The gateway's configuration: one model (schema.ts), one loader with one precedence (load.ts). */
+export * from './schema.js'
+export * from './load.js'

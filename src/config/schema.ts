@@ -1,0 +1,108 @@
+/**
+ * The one configuration model of the gateway: every setting, its flag, its environment variable, its
+ * type, default and meaning, in one table. The CLI flags, the environment, the configuration file,
+ * `config print` and the README's reference table are all derived from it.
+ *
+ * @module
+ */
+
+export type SettingType = 'string' | 'url' | 'host' | 'port' | 'int' | 'bool' | 'level' | 'file'
+
+export interface Setting {
+  /** Key in the configuration file (camelCase). */
+  key: string
+  /** Command-line flag, without the dashes. */
+  flag: string
+  /** Environment variable. */
+  env: string
+  /** Further environment variables accepted, lower precedence (e.g. DATABASE_URL). */
+  envAliases?: string[]
+  type: SettingType
+  default: string | number | boolean | undefined
+  /** Masked by `config print` and never logged. */
+  secret?: boolean
+  /** Bounds for numbers. */
+  min?: number
+  max?: number
+  description: string
+}
+
+const env = (key: string) => 'PG_AUTHORIZE_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase()
+const flag = (key: string) => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
+
+function s(key: string, type: SettingType, def: Setting['default'], description: string, extra: Partial<Setting> = {}): Setting {
+  return { key, flag: flag(key), env: env(key), type, default: def, description, ...extra }
+}
+
+/** Every setting of `serve` (and `dev`, which fills in its own values). */
+export const SETTINGS: readonly Setting[] = [
+  s('databaseUrl', 'url', undefined, 'owner connection string of the database to serve', { secret: true, envAliases: ['DATABASE_URL'] }),
+  s('host', 'host', '127.0.0.1', 'address the HTTP port binds'),
+  s('port', 'port', 4444, 'HTTP port: POST /sql, WebSocket /v1 /v2, /health, /ready'),
+  s('pgHost', 'host', undefined, 'address the wire port binds (default: host)'),
+  s('pgPort', 'port', 5433, 'Postgres wire-protocol port'),
+  s('pg', 'bool', true, 'listen for the Postgres wire protocol (--no-pg turns it off)'),
+  s('allowAnonymous', 'bool', false, 'run requests without a token as the anonymous role'),
+  s('tlsCert', 'file', undefined, 'PEM certificate for the wire port'),
+  s('tlsKey', 'file', undefined, 'PEM private key for the wire port', { secret: true }),
+  s('allowInsecurePassword', 'bool', false, 'accept JWTs without TLS from non-loopback clients'),
+  s('poolSize', 'int', 10, 'connections per database and role', { min: 1, max: 10_000 }),
+  s('poolTimeout', 'int', 5000, 'ms a request waits for a pooled connection before a clear error', { min: 1, max: 3_600_000 }),
+  s('maxRequestBytes', 'int', 10 * 1024 * 1024, 'largest /sql request body (413 above)', { min: 1024, max: 1024 ** 3 }),
+  s('maxResponseBytes', 'int', 10 * 1024 * 1024, 'largest /sql response body (507 above)', { min: 1024, max: 1024 ** 3 }),
+  s('clockTolerance', 'int', 30, 'seconds of leeway for exp and nbf', { min: 0, max: 600 }),
+  s('maxTokenLength', 'int', 8192, 'longest JWT accepted, bytes, checked before decoding', { min: 256, max: 1024 * 1024 }),
+  s('jwksMaxAge', 'int', 600_000, 'ms after which JWKS keys are refreshed in the background', { min: 1000, max: 86_400_000 }),
+  s('jwksCooldown', 'int', 30_000, 'least ms between two JWKS fetches caused by an unknown kid', { min: 0, max: 3_600_000 }),
+  s('jwksTimeout', 'int', 5000, 'ms a JWKS fetch may take', { min: 100, max: 60_000 }),
+  s('tokenCacheSize', 'int', 10_000, 'verified-token cache entries (0 turns it off)', { min: 0, max: 10_000_000 }),
+  s('tokenCacheTtl', 'int', 60_000, 'most ms a verified token stays cached (never past its exp)', { min: 0, max: 86_400_000 }),
+  s('console', 'bool', false, 'serve the web console at /console'),
+  s('consoleToken', 'string', undefined, 'admin token for the console (default: a random one, printed at start)', { secret: true }),
+  s('metricsPort', 'port', undefined, 'serve /metrics on this separate port (loopback) instead of the HTTP port'),
+  s('metricsToken', 'string', undefined, 'bearer token required for /metrics on the HTTP port', { secret: true }),
+  s('logLevel', 'level', 'info', 'log level: fatal, error, warn, info, debug, trace or silent'),
+  s('audit', 'bool', false, 'write an audit record for each verified identity to the log'),
+  s('auditTable', 'bool', false, 'also write audit records to pgauthorize.audit_log'),
+  s('auditRetentionDays', 'int', 30, 'days audit rows are kept in the table', { min: 1, max: 3650 }),
+  s('shutdownTimeout', 'int', 10_000, 'ms in-flight requests get to finish on SIGTERM', { min: 0, max: 600_000 }),
+]
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
+/** The resolved configuration. */
+export interface GatewayConfig {
+  databaseUrl: string
+  host: string
+  port: number
+  pgHost: string | undefined
+  pgPort: number
+  pg: boolean
+  allowAnonymous: boolean
+  tlsCert: string | undefined
+  tlsKey: string | undefined
+  allowInsecurePassword: boolean
+  poolSize: number
+  poolTimeout: number
+  maxRequestBytes: number
+  maxResponseBytes: number
+  clockTolerance: number
+  maxTokenLength: number
+  jwksMaxAge: number
+  jwksCooldown: number
+  jwksTimeout: number
+  tokenCacheSize: number
+  tokenCacheTtl: number
+  console: boolean
+  consoleToken: string | undefined
+  metricsPort: number | undefined
+  metricsToken: string | undefined
+  logLevel: (typeof LOG_LEVELS)[number]
+  audit: boolean
+  auditTable: boolean
+  auditRetentionDays: number
+  shutdownTimeout: number
+}
+
+/** Where a value came from, for `config print`. */
+export type Source = 'flag' | 'env' | 'file' | 'default'
