@@ -8,7 +8,9 @@
  *
  * - single query: `set_config(claims, local)` + `set_config(application_name, local)` + the query, in one
  *   implicit transaction (Sync only at the end), so the query runs in autocommit, never without its claims,
- *   and the claims vanish when it ends (the pool's reset clears them again anyway);
+ *   and the claims vanish when it ends (the pool's reset clears them again anyway). Trade-off: statements
+ *   that refuse to run in a pipeline/transaction block (VACUUM, CREATE INDEX CONCURRENTLY, CREATE DATABASE)
+ *   fail here; restricted roles cannot usefully run them anyway;
  * - batch: `BEGIN <isolation> [READ ONLY] [DEFERRABLE]` + claims + the queries + `COMMIT`; the first error
  *   skips the rest and the pool's reset rolls the transaction back.
  *
