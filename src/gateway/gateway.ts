@@ -19,6 +19,7 @@ import { GatewayPools } from './pool.js'
 import { createSqlHttpHandler } from './http/handler.js'
 import { createNodeListener, type FetchHandler } from './http/node.js'
 import { createWireGateway, type WireGateway } from './wire/server.js'
+import { createConsoleHandler, newAdminToken } from '../console/index.js'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -48,6 +49,8 @@ export interface GatewayOptions {
   databases?: Omit<DatabasesOptions, 'ownerUrl' | 'allowAnonymous'>
   /** Extra routes on the HTTP port, tried before `/sql` (e.g. `/.well-known/jwks.json` in `dev`). */
   routes?: (req: Request) => Promise<Response | undefined> | Response | undefined
+  /** The web console at `/console` (off by default); `adminToken` defaults to a random one, see `Gateway.console`. */
+  console?: { adminToken?: string } | false
   /** Observability hook; events never carry tokens or secrets. */
   onEvent?: (e: { kind: string; [k: string]: unknown }) => void
 }
@@ -62,6 +65,8 @@ export interface Gateway {
   readonly databases: Databases
   readonly pools: GatewayPools
   readonly wire: WireGateway
+  /** The console's URL and admin token, when it is on (print the token once, at start). */
+  readonly console: { url: string; adminToken: string } | undefined
   /** Re-reads providers and credentials (SIGHUP). */
   reload(): Promise<void>
   /** Stops accepting, ends wire sessions, closes the pools. */
@@ -94,7 +99,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
     ...(onEvent ? { onEvent } : {}),
   })
-  const handler: FetchHandler = async (req) => (options.routes && (await options.routes(req))) || sql(req)
+  // The console (when on) is mounted first; it answers only under /console.
+  let listening: { url: string; port: number; pgPort: number | undefined } | undefined
+  const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
+  const consoleHandler = consoleToken === undefined ? undefined : createConsoleHandler({
+    databases,
+    ownerUrl: options.databaseUrl,
+    adminToken: consoleToken,
+    endpoints: () => ({ httpUrl: listening!.url, host, pgPort: listening!.pgPort }),
+  })
+  const handler: FetchHandler = async (req) =>
+    (consoleHandler && (await consoleHandler(req))) || (options.routes && (await options.routes(req))) || sql(req)
 
   const wire = createWireGateway({
     authenticate: async (req) => {
@@ -137,6 +152,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     }
   }
   const urlHost = host.includes(':') ? `[${host}]` : host
+  listening = { url: `http://${urlHost}:${port}`, port, pgPort }
 
   let closing: Promise<void> | undefined
   return {
@@ -147,6 +163,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     databases,
     pools,
     wire,
+    console: consoleToken === undefined ? undefined : { url: `http://${urlHost}:${port}/console`, adminToken: consoleToken },
     reload: () => databases.reload(),
     close() {
       closing ??= (async () => {
@@ -155,6 +172,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await wire.close()
         await httpClosed
         await pools.close()
+        consoleHandler?.close()
         await databases.close()
       })()
       return closing

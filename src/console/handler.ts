@@ -1,0 +1,208 @@
+/**
+ * The web console at `/console`, as a Web-standard handler the gateway mounts on its HTTP port.
+ *
+ * - Without a session every console route, page, asset and API answers 401 (pages show the login form).
+ * - `POST /console/login` exchanges the admin token for a session cookie (`HttpOnly; SameSite=Strict;
+ *   Path=/console`); `POST /console/logout` ends it.
+ * - Every state-changing request must be same-origin (`Sec-Fetch-Site` / `Origin`) and carry the session's
+ *   CSRF token; API bodies must be JSON, which a cross-site HTML form cannot send.
+ * - Every response carries a strict CSP (no inline script), `X-Frame-Options: DENY`, `Referrer-Policy:
+ *   no-referrer` and `Cache-Control: no-store`.
+ * - No API returns a secret: role passwords and the sealing key are never read into a response, and the
+ *   owner connection string is masked.
+ *
+ * @example
+ * const handler = createConsoleHandler({ databases, ownerUrl, adminToken, endpoints: () => ({ httpUrl, host, pgPort }) })
+ * const res = await handler(request) // undefined when the path is not under /console
+ *
+ * @module
+ */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import type { Databases } from '../gateway/databases.js'
+import {
+  checkCsrf,
+  crossSiteReason,
+  errorJson,
+  fail,
+  html,
+  json,
+  readForm,
+  readJson,
+  securityHeaders,
+  str,
+  styleHash,
+} from './http.js'
+import { inspectToken, ConsoleVerifier } from './inspect.js'
+import { BASE, LOGIN_CSS, PAGES, loginPage, page, type PageName } from './pages.js'
+import { parseIdentity, runAs, type RunResult } from './playground.js'
+import { policiesView } from './policies.js'
+import { addProviderView, listProviderViews, refreshProviders, removeProviderByName } from './providers.js'
+import { rolesView, runSetup, type ConsoleEndpoints } from './roles.js'
+import { AdminSessions, SESSION_COOKIE, readCookie, type AdminSession } from './session.js'
+
+export interface ConsoleOptions {
+  /** The gateway's databases; the console manages the default one. */
+  databases: Databases
+  /** Owner connection string of the served database (never shown unmasked). */
+  ownerUrl: string
+  /** The admin credential, at least 16 characters. */
+  adminToken: string
+  /** Where clients reach the gateway, for the connection strings (asked per request: ports are known late). */
+  endpoints: () => ConsoleEndpoints
+  /** Session lifetime, ms. Default 8 hours. */
+  sessionTtlMs?: number
+  /** Playground statement timeout, ms. Default 10000. */
+  statementTimeoutMs?: number
+}
+
+export interface ConsoleHandler {
+  (req: Request): Promise<Response | undefined>
+  /** Stops the console's verifier timers. */
+  close(): void
+}
+
+const STATIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'static')
+const STATIC: Record<string, string> = {
+  'console.js': 'text/javascript; charset=utf-8',
+  'console.css': 'text/css; charset=utf-8',
+}
+const LOGIN_STYLE = styleHash(LOGIN_CSS)
+const KNOWN_APIS = ['/api/providers', '/api/providers/refresh', '/api/roles', '/api/setup', '/api/policies', '/api/inspect', '/api/playground']
+
+export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
+  const sessions = new AdminSessions(options.adminToken, options.sessionTtlMs ? { ttlMs: options.sessionTtlMs } : {})
+  const verifier = new ConsoleVerifier(options.databases)
+  const assets = new Map<string, Promise<string>>()
+  const asset = (name: string) => {
+    let a = assets.get(name)
+    if (!a) {
+      a = readFile(path.join(STATIC_DIR, name), 'utf8')
+      a.catch(() => assets.delete(name))
+      assets.set(name, a)
+    }
+    return a
+  }
+
+  const unauthorized = (sub: string): Response =>
+    sub.startsWith('/api/')
+      ? json(401, { error: { code: 'ERR_UNAUTHORIZED', message: 'log in to the console first' } })
+      : html(401, loginPage())
+
+  async function login(req: Request): Promise<Response> {
+    if (crossSiteReason(req)) return html(403, loginPage('Cross-site login refused.'))
+    const form = await readForm(req)
+    if (!sessions.checkToken(form.get('token'))) return html(401, loginPage('That is not the admin token.'))
+    const s = sessions.create()
+    const secure = new URL(req.url).protocol === 'https:' ? '; Secure' : ''
+    return new Response(null, {
+      status: 303,
+      headers: {
+        location: `${BASE}/providers`,
+        'set-cookie': `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=${BASE}; Max-Age=${Math.floor(sessions.ttlMs / 1000)}${secure}`,
+      },
+    })
+  }
+
+  async function pageContext(session: AdminSession) {
+    const { ctx } = await options.databases.open()
+    return { csrf: session.csrf, roles: ctx.roles, database: ctx.database }
+  }
+
+  async function api(req: Request, sub: string): Promise<Response> {
+    const method = req.method
+    const route = `${method} ${sub}`
+    const { ownerUrl, databases } = options
+    if (route === 'GET /api/providers') return json(200, { providers: await listProviderViews(ownerUrl) })
+    if (route === 'POST /api/providers') return json(201, { provider: await addProviderView(ownerUrl, databases, await readJson(req)) })
+    if (route === 'POST /api/providers/refresh') return json(200, { providers: await refreshProviders(ownerUrl, databases) })
+    const m = /^\/api\/providers\/([^/]+)(\/refresh)?$/.exec(sub)
+    if (m) {
+      const name = decodeURIComponent(m[1]!)
+      if (method === 'DELETE' && !m[2]) {
+        await removeProviderByName(ownerUrl, databases, name)
+        return json(200, { removed: name })
+      }
+      if (method === 'POST' && m[2]) {
+        const providers = await refreshProviders(ownerUrl, databases, name)
+        if (providers.length === 0) throw fail('ERR_PROVIDER_NOT_FOUND', `no provider named '${name}'`)
+        return json(200, { provider: providers[0] })
+      }
+    }
+    if (route === 'GET /api/roles') return json(200, await rolesView(ownerUrl, options.endpoints()))
+    if (route === 'POST /api/setup') return json(200, { setup: await runSetup(ownerUrl, databases) })
+    if (route === 'GET /api/policies') return json(200, await policiesView(ownerUrl))
+    if (route === 'POST /api/inspect') {
+      const body = await readJson(req, 64 * 1024)
+      return json(200, await inspectToken(await verifier.get(), body.token))
+    }
+    if (route === 'POST /api/playground') {
+      const body = await readJson(req)
+      const sql = str(body, 'sql', 100_000)
+      if (!sql) throw fail('ERR_INVALID_ARGUMENT', 'write a SQL statement first')
+      const raw = Array.isArray(body.identities) ? body.identities : []
+      if (raw.length < 1 || raw.length > 2) throw fail('ERR_INVALID_ARGUMENT', 'give one or two identities')
+      const identities = raw.map(parseIdentity)
+      const { ctx } = await databases.open()
+      const v = await verifier.get()
+      const results: RunResult[] = []
+      // One after the other: each is its own rolled-back transaction on its own connection.
+      for (const identity of identities) {
+        results.push(await runAs(ctx, v, sql, identity, options.statementTimeoutMs ? { statementTimeoutMs: options.statementTimeoutMs } : {}))
+      }
+      return json(200, { results })
+    }
+    if (KNOWN_APIS.includes(sub) || m) {
+      throw fail('ERR_METHOD_NOT_ALLOWED', `${method} is not allowed here`)
+    }
+    throw fail('ERR_NOT_FOUND', 'no such console API')
+  }
+
+  async function route(req: Request, sub: string): Promise<Response> {
+    if (sub === '/login' && req.method === 'POST') return login(req)
+    const session = sessions.get(readCookie(req.headers.get('cookie'), SESSION_COOKIE))
+    if (!session) return unauthorized(sub)
+
+    const safe = req.method === 'GET' || req.method === 'HEAD'
+    if (!safe) {
+      if (sub === '/logout' && req.method === 'POST') {
+        const form = await readForm(req)
+        checkCsrf(req, session, form.get('csrf') ?? undefined)
+        sessions.end(session.id)
+        return new Response(null, {
+          status: 303,
+          headers: { location: `${BASE}/`, 'set-cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=${BASE}; Max-Age=0` },
+        })
+      }
+      checkCsrf(req, session)
+    }
+    if (sub.startsWith('/api/')) return api(req, sub)
+    if (!safe) throw fail('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed here`)
+    if (sub === '/' || sub === '/login') return new Response(null, { status: 303, headers: { location: `${BASE}/providers` } })
+    const staticName = sub.startsWith('/static/') ? sub.slice('/static/'.length) : undefined
+    if (staticName !== undefined && Object.hasOwn(STATIC, staticName)) {
+      return new Response(await asset(staticName), { status: 200, headers: { 'content-type': STATIC[staticName]! } })
+    }
+    const name = sub.slice(1) as PageName
+    if (PAGES.some((p) => p.path === name)) return html(200, page(name, await pageContext(session)))
+    throw fail('ERR_NOT_FOUND', 'no such console page')
+  }
+
+  const handler = (async (req: Request): Promise<Response | undefined> => {
+    const url = new URL(req.url)
+    if (url.pathname !== BASE && !url.pathname.startsWith(BASE + '/')) return undefined
+    const sub = url.pathname.slice(BASE.length) || '/'
+    let res: Response
+    try {
+      res = await route(req, sub)
+    } catch (err) {
+      res = errorJson(err)
+    }
+    // The login page is the only one with an inline <style>, allowed by its hash.
+    for (const [k, v] of Object.entries(securityHeaders(LOGIN_STYLE))) res.headers.set(k, v)
+    return res
+  }) as ConsoleHandler
+  handler.close = () => verifier.close()
+  return handler
+}

@@ -1,0 +1,147 @@
+/**
+ * The console's HTTP hygiene: security headers on every response, the cross-site request check, capped
+ * body reading, and JSON/HTML responses with errors that never echo what was sent.
+ *
+ * @module
+ */
+import { createHash } from 'node:crypto'
+import { PgAuthorizeError, isPgAuthorizeError, type ErrorCode } from '../errors.js'
+import { csrfMatches, type AdminSession } from './session.js'
+
+/** The hash of an inline `<style>` block, for the CSP (the login page styles itself before any session). */
+export function styleHash(css: string): string {
+  return `'sha256-${createHash('sha256').update(css, 'utf8').digest('base64')}'`
+}
+
+/**
+ * Headers every console response carries. The CSP allows no inline script at all: the page's code is
+ * the separate `/console/static/console.js`.
+ */
+export function securityHeaders(extraStyle?: string): Record<string, string> {
+  return {
+    'content-security-policy': [
+      "default-src 'none'",
+      "script-src 'self'",
+      `style-src 'self'${extraStyle ? ' ' + extraStyle : ''}`,
+      "img-src 'self' data:",
+      "connect-src 'self'",
+      "form-action 'self'",
+      "frame-ancestors 'none'",
+      "base-uri 'none'",
+    ].join('; '),
+    'x-frame-options': 'DENY',
+    'referrer-policy': 'no-referrer',
+    'cache-control': 'no-store',
+    'x-content-type-options': 'nosniff',
+    'cross-origin-opener-policy': 'same-origin',
+    'cross-origin-resource-policy': 'same-origin',
+  }
+}
+
+export function json(status: number, body: unknown, headers: Record<string, string> = {}): Response {
+  return new Response(JSON.stringify(body), {
+    status,
+    headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
+  })
+}
+
+export function html(status: number, body: string, headers: Record<string, string> = {}): Response {
+  return new Response(body, { status, headers: { 'content-type': 'text/html; charset=utf-8', ...headers } })
+}
+
+/** The JSON error body: a stable code and a message that holds nothing the client sent. */
+export function errorJson(err: unknown): Response {
+  if (isPgAuthorizeError(err)) {
+    return json(err.status, { error: { code: err.code, message: err.message, ...(err.hint ? { hint: err.hint } : {}) } })
+  }
+  return json(500, { error: { code: 'ERR_INTERNAL', message: 'internal error' } })
+}
+
+export const fail = (code: ErrorCode, message: string) => new PgAuthorizeError(code, message)
+
+/**
+ * Why a state-changing request looks cross-site, or undefined when it does not. `Sec-Fetch-Site` is
+ * set by the browser and cannot be forged by a page, so it decides when present. Without it, an
+ * `Origin` must be ours; `Origin: null` is what browsers send under `Referrer-Policy: no-referrer`,
+ * and is let through here because the per-session CSRF token (which no other page can read) is still
+ * required.
+ */
+export function crossSiteReason(req: Request): string | undefined {
+  const site = req.headers.get('sec-fetch-site')
+  if (site !== null && site !== 'same-origin') return `the request is ${site}`
+  const origin = req.headers.get('origin')
+  if (origin !== null && origin !== 'null' && origin !== new URL(req.url).origin) return 'the request comes from another origin'
+  return undefined
+}
+
+/** Refuses a state-changing request unless it is same-origin and carries the session's CSRF token. */
+export function checkCsrf(req: Request, session: AdminSession, formToken?: string): void {
+  const why = crossSiteReason(req)
+  if (why) throw fail('ERR_FORBIDDEN', `cross-site request refused: ${why}`)
+  if (!csrfMatches(session, req.headers.get('x-csrf-token') ?? formToken)) {
+    throw fail('ERR_FORBIDDEN', 'cross-site request refused: missing or wrong CSRF token')
+  }
+}
+
+/** Reads a body up to `max` bytes, enforced while reading. */
+export async function readBody(req: Request, max: number): Promise<string> {
+  const declared = Number(req.headers.get('content-length'))
+  if (Number.isFinite(declared) && declared > max) throw fail('ERR_REQUEST_TOO_LARGE', `request body larger than ${max} bytes`)
+  if (!req.body) return ''
+  const reader = req.body.getReader()
+  const chunks: Uint8Array[] = []
+  let total = 0
+  for (;;) {
+    const { done, value } = await reader.read()
+    if (done) break
+    total += value.byteLength
+    if (total > max) {
+      await reader.cancel().catch(() => {})
+      throw fail('ERR_REQUEST_TOO_LARGE', `request body larger than ${max} bytes`)
+    }
+    chunks.push(value)
+  }
+  return Buffer.concat(chunks).toString('utf8')
+}
+
+/** A JSON object body (API calls must say `application/json`, which a plain HTML form cannot send). */
+export async function readJson(req: Request, max = 256 * 1024): Promise<Record<string, unknown>> {
+  const type = req.headers.get('content-type') ?? ''
+  if (!/^application\/json\b/i.test(type)) throw fail('ERR_BAD_REQUEST', 'the body must be application/json')
+  const text = await readBody(req, max)
+  let value: unknown
+  try {
+    value = text === '' ? {} : JSON.parse(text)
+  } catch {
+    throw fail('ERR_BAD_REQUEST', 'the body is not valid JSON')
+  }
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw fail('ERR_BAD_REQUEST', 'the body must be a JSON object')
+  return value as Record<string, unknown>
+}
+
+/** A urlencoded form body (the login and logout forms). */
+export async function readForm(req: Request, max = 4096): Promise<URLSearchParams> {
+  const type = req.headers.get('content-type') ?? ''
+  if (!/^application\/x-www-form-urlencoded\b/i.test(type)) return new URLSearchParams()
+  return new URLSearchParams(await readBody(req, max))
+}
+
+/** An optional string field of a JSON body, trimmed; '' counts as absent. */
+export function str(body: Record<string, unknown>, key: string, max = 4096): string | undefined {
+  const v = body[key]
+  if (v === undefined || v === null) return undefined
+  if (typeof v !== 'string') throw fail('ERR_INVALID_ARGUMENT', `"${key}" must be a string`)
+  if (v.length > max) throw fail('ERR_INVALID_ARGUMENT', `"${key}" is longer than ${max} characters`)
+  const t = v.trim()
+  return t === '' ? undefined : t
+}
+
+/** A list field given as an array of strings or a comma-separated string. */
+export function list(body: Record<string, unknown>, key: string): string[] | undefined {
+  const v = body[key]
+  if (v === undefined || v === null || v === '') return undefined
+  const items = typeof v === 'string' ? v.split(',') : Array.isArray(v) && v.every((x) => typeof x === 'string') ? v : undefined
+  if (!items) throw fail('ERR_INVALID_ARGUMENT', `"${key}" must be a list of strings`)
+  const out = items.map((s) => s.trim()).filter(Boolean)
+  return out.length ? out : undefined
+}
