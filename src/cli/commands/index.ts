@@ -8,5 +8,8 @@ import { providersCommand } from './providers.js'
 import { serveCommand } from './serve.js'
 import { devCommand } from './dev.js'
 import { configCommand } from './config.js'
+import { asCommand } from './as.js'
+import { matrixCommand } from './matrix.js'
+import { lintCommand } from './lint.js'
 
-export const commands: Command[] = [devCommand, keys, token, jwks, setupCommand, providersCommand, serveCommand, configCommand]
+export const commands: Command[] = [devCommand, keys, token, jwks, setupCommand, providersCommand, serveCommand, configCommand, asCommand, matrixCommand, lintCommand]

@@ -1,0 +1,134 @@
+/**
+ * pg-authorize as --database-url OWNER_URL (--claims JSON | --token JWT | --anonymous) [--role R]
+ *                  (-c SQL | -f FILE | interactive on stdin) [--commit] [--json]
+ *
+ * Runs SQL and shows exactly what a gateway request with those claims would see: it logs in as the
+ * restricted role itself and installs the claims through the gateway's own sealed mechanism. Needs no
+ * gateway and no signing keys. Each script runs in a transaction that is rolled back unless --commit.
+ */
+import { readFile } from 'node:fs/promises'
+import path from 'node:path'
+import { createInterface } from 'node:readline'
+import type { CliIO, Command } from '../command.js'
+import { PgAuthorizeError } from '../../errors.js'
+import { databaseUrl, parse } from '../options.js'
+import { openDatabaseContext } from '../../database/context.js'
+import type { Claims } from '../../database/session.js'
+import { claimsFromToken, parseClaimsOption } from '../../testing/identity.js'
+import { openAsSession, statementsFromLines, type ScriptResult } from '../../testing/run-as.js'
+import { alignedTable, cellText } from '../../testing/format.js'
+
+const HELP = `Usage: pg-authorize as --database-url OWNER_URL (--claims JSON | --token JWT | --anonymous)
+                       [--role authenticated] [-c SQL | -f FILE] [--commit] [--json]
+
+Runs SQL as a restricted role with the given claims, exactly as a gateway request would: logged in as
+the role itself, the claims sealed and installed by the gateway's own mechanism, RLS applied.
+Without -c or -f, reads statements from stdin, one per line ending in ';' (each in its own transaction).
+
+Options:
+  --database-url URL  owner connection string (default: $DATABASE_URL); used only to read the role's
+                      credentials, the sealing key and the providers; your SQL never runs on it
+  --claims JSON       the claims, e.g. '{"sub":"u1","tenant_id":"t1"}'; null for no identity
+  --token JWT         a real token: verified against the database's providers, then its claims are used
+  --anonymous         the anonymous role with no identity (a request without a token)
+  --role NAME         the restricted role to log in as (default authenticated)
+  -c, --command SQL   the SQL to run (several statements run in one transaction)
+  -f, --file FILE     read the SQL from a file
+  --commit            commit instead of rolling back (writes are kept)
+  --json              print results as JSON`
+
+function printScript(io: CliIO, r: ScriptResult, commit: boolean): void {
+  for (const s of r.results) {
+    if (s.fields.length) {
+      io.stdout(alignedTable(s.fields, s.rows.map((row) => s.fields.map((f) => cellText(row[f])))))
+      io.stdout(`(${s.rows.length} row${s.rows.length === 1 ? '' : 's'})`)
+    } else {
+      io.stdout(`${s.command}${s.command === 'INSERT' ? ' 0' : ''}${s.rowCount !== null ? ' ' + s.rowCount : ''}`)
+    }
+  }
+  if (r.error) {
+    io.stdout(`ERROR:  ${r.error.sqlstate}: ${r.error.message}`)
+    if (r.error.detail) io.stdout(`DETAIL:  ${r.error.detail}`)
+    if (r.error.hint) io.stdout(`HINT:  ${r.error.hint}`)
+  }
+  io.stdout(
+    r.ending === 'committed'
+      ? '-- committed'
+      : r.ending === 'escaped'
+        ? '-- warning: the SQL ended the transaction itself (COMMIT/ROLLBACK); what ran after that ran without these claims and was not rolled back by pg-authorize'
+        : `-- rolled back${commit ? ' (the statement failed)' : ' (nothing was changed; pass --commit to keep writes)'}`,
+  )
+}
+
+export const asCommand: Command = {
+  name: 'as',
+  summary: 'run SQL as any claims, exactly as a gateway request would (rolled back by default)',
+  async run(argv, io) {
+    const { values } = parse(argv, {
+      'database-url': { type: 'string' },
+      claims: { type: 'string' },
+      token: { type: 'string' },
+      anonymous: { type: 'boolean' },
+      role: { type: 'string' },
+      command: { type: 'string', short: 'c' },
+      file: { type: 'string', short: 'f' },
+      commit: { type: 'boolean' },
+      json: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+    })
+    if (values.help) {
+      io.stdout(HELP)
+      return 0
+    }
+    const given = [values.claims !== undefined, values.token !== undefined, values.anonymous === true].filter(Boolean).length
+    if (given !== 1) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'give exactly one of --claims JSON, --token JWT or --anonymous')
+    }
+    if (values.command !== undefined && values.file !== undefined) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'give -c or -f, not both')
+    }
+    const url = databaseUrl(values['database-url'], io)
+    const role = values.role ?? (values.anonymous ? 'anonymous' : 'authenticated')
+    let claims: Claims | null = null
+    if (values.claims !== undefined) claims = parseClaimsOption(values.claims)
+    else if (values.token !== undefined) claims = await claimsFromToken(url, values.token, role)
+
+    let script: string | undefined = values.command
+    if (values.file !== undefined) script = await readFile(path.resolve(io.cwd, values.file), 'utf8')
+
+    const ctx = await openDatabaseContext(url)
+    const session = await openAsSession(url, { role, claims, commit: values.commit ?? false, rawText: !values.json }, ctx)
+    const commit = values.commit ?? false
+    let failed = false
+    const all: ScriptResult[] = []
+    const handle = (sql: string, r: ScriptResult) => {
+      failed ||= r.error !== undefined
+      if (values.json) all.push({ sql, ...r } as ScriptResult)
+      else printScript(io, r, commit)
+    }
+    try {
+      if (!values.json) {
+        io.stdout(`-- as role ${role}, ${claims === null ? 'no identity' : `claims ${JSON.stringify(claims)}`}`)
+      }
+      if (script !== undefined) {
+        handle(script, await session.run(script))
+      } else {
+        const tty = process.stdin.isTTY === true
+        const rl = createInterface({ input: process.stdin, terminal: tty, ...(tty ? { output: process.stdout } : {}) })
+        if (tty) rl.setPrompt(`${role}=> `), rl.prompt()
+        const pending: string[] = []
+        for await (const line of rl) {
+          pending.push(line)
+          if (!line.trimEnd().endsWith(';')) continue
+          for (const sql of statementsFromLines(pending.splice(0))) handle(sql, await session.run(sql))
+          if (tty) rl.prompt()
+        }
+        for (const sql of statementsFromLines(pending)) handle(sql, await session.run(sql))
+      }
+    } finally {
+      await session.close()
+    }
+    if (values.json) io.stdout(JSON.stringify(all, null, 2))
+    return failed ? 1 : 0
+  },
+}
