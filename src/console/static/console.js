@@ -15,11 +15,16 @@ function h(tag, attrs = {}, ...children) {
     else if (k.startsWith('on')) el.addEventListener(k.slice(2), v)
     else el.setAttribute(k, v === true ? '' : String(v))
   }
-  for (const c of children.flat()) {
+  for (const c of children.flat(Infinity)) {
     if (c === undefined || c === null || c === false) continue
     el.append(c instanceof Node ? c : String(c))
   }
   return el
+}
+
+/** Replaces an element's content, skipping empty parts. */
+function set(el, ...nodes) {
+  el.replaceChildren(...nodes.flat(Infinity).filter((n) => n !== null && n !== undefined && n !== false && n !== ''))
 }
 
 /** Calls the console API; throws an Error carrying the server's code, message and hint. */
@@ -131,10 +136,10 @@ function keysTable(keys) {
 function renderProviders(list) {
   const box = document.getElementById('providers')
   if (!list.length) {
-    box.replaceChildren(h('p', { class: 'empty' }, 'No provider yet: every token is refused until one is registered. Add one below.'))
+    set(box, h('p', { class: 'empty' }, 'No provider yet: every token is refused until one is registered. Add one below.'))
     return
   }
-  box.replaceChildren(table(['Name', 'JWKS', 'Issuer / audience', 'Algorithms', 'Roles', 'Keys', ''], list.map((p) => [
+  set(box, table(['Name', 'JWKS', 'Issuer / audience', 'Algorithms', 'Roles', 'Keys', ''], list.map((p) => [
     h('td', { class: 'name' }, h('strong', {}, p.name)),
     h('td', { class: 'mono url' }, p.inline ? '(inline keys)' : p.jwksUrl),
     h('td', {}, p.issuer ? h('div', {}, 'iss ', h('span', { class: 'mono' }, p.issuer)) : h('span', { class: 'muted' }, 'any issuer'),
@@ -153,7 +158,7 @@ async function loadProviders() {
   try {
     renderProviders((await api('GET', '/providers')).providers)
   } catch (err) {
-    box.replaceChildren(errorBox(err))
+    set(box, errorBox(err))
   }
 }
 
@@ -198,10 +203,10 @@ function initProviders() {
     }
     const button = form.querySelector('button[type=submit]')
     busy(button, true)
-    out.replaceChildren(h('p', { class: 'muted' }, 'Adding and fetching the JWKS…'))
+    set(out, h('p', { class: 'muted' }, 'Adding and fetching the JWKS…'))
     try {
       const { provider: p } = await api('POST', '/providers', body)
-      out.replaceChildren(
+      set(out,
         p.keys.length
           ? alertBox('ok', `Added provider "${p.name}".`, ` ${p.keys.length} key${p.keys.length === 1 ? '' : 's'} found:`)
           : alertBox('warn', `Added provider "${p.name}", but no key was found.`),
@@ -211,7 +216,7 @@ function initProviders() {
       form.reset()
       await loadProviders()
     } catch (err) {
-      out.replaceChildren(errorBox(err))
+      set(out, errorBox(err))
     } finally {
       busy(button, false)
     }
@@ -222,7 +227,7 @@ function initProviders() {
     try {
       renderProviders((await api('POST', '/providers/refresh')).providers)
     } catch (err) {
-      document.getElementById('providers').replaceChildren(errorBox(err))
+      set(document.getElementById('providers'), errorBox(err))
     } finally {
       busy(button, false)
     }
@@ -232,29 +237,31 @@ function initProviders() {
 // ---------------------------------------------------------------- Roles and set-up
 
 function renderRoles(d) {
-  document.getElementById('auth-status').replaceChildren(
+  set(document.getElementById('auth-status'),
     h('dl', { class: 'facts' },
       h('dt', {}, 'Database'), h('dd', { class: 'mono' }, d.database),
       h('dt', {}, 'auth schema'), h('dd', { id: 'auth-installed' }, d.auth.installed
         ? [badge('installed', 'ok'), ` version ${d.auth.version}`, d.auth.version < d.auth.latest ? h('span', { class: 'bad' }, ` (version ${d.auth.latest} is available: run set-up)`) : ' (latest)']
         : [badge('not installed', 'bad'), ' run set-up to install it'])),
   )
-  document.getElementById('roles-table').replaceChildren(table(['Role', 'Exists', 'Can log in', 'Bypasses RLS', 'Superuser'], d.roles.map((r) => [
+  set(document.getElementById('roles-table'), table(['Role', 'Exists', 'Can log in', 'Bypasses RLS', 'Superuser'], d.roles.map((r) => [
     h('td', { class: 'mono' }, r.name), yes(r.exists), yes(r.canLogin),
     r.bypassRls ? badge('yes', 'bad') : badge('no', 'ok'), r.superuser ? badge('yes', 'bad') : badge('no', 'ok'),
   ])))
   const roles = d.roles.filter((r) => r.exists).map((r) => r.name)
-  document.getElementById('grants').replaceChildren(...d.schemas.map((s) => h('div', { class: 'schema' },
+  set(document.getElementById('grants'), ...d.schemas.map((s) => h('div', { class: 'schema' },
     h('h3', {}, h('span', { class: 'mono' }, s.schema), s.schema === 'pgauthorize' ? h('span', { class: 'muted' }, ' (private: the sealing key and role credentials)') : null),
     h('p', { class: 'usage' }, 'Schema USAGE: ', roles.map((r) => [h('span', { class: 'mono' }, r), ' ', yes(s.usage[r]), ' '])),
     table(['Table', 'RLS', ...roles], s.tables.map((t) => [
       h('td', { class: 'mono' }, t.name, t.kind !== 'table' ? h('span', { class: 'muted' }, ` ${t.kind}`) : null),
-      t.kind === 'view' ? h('span', { class: 'muted' }, 'n/a') : t.rls ? badge(t.forceRls ? 'on, forced' : 'on', 'ok') : badge('off', 'bad'),
+      // RLS off matters only where a restricted role has a privilege.
+      t.kind === 'view' ? h('span', { class: 'muted' }, 'n/a') : t.rls ? badge(t.forceRls ? 'on, forced' : 'on', 'ok')
+        : badge('off', roles.some((r) => (t.privileges[r] ?? []).length) ? 'bad' : 'muted'),
       ...roles.map((r) => h('td', { class: 'privs' }, (t.privileges[r] ?? []).length ? t.privileges[r].join(', ') : h('span', { class: 'muted' }, 'none'))),
     ]), { class: 'grants-table', dataset: { schema: s.schema } }),
   )))
   const c = d.connection
-  document.getElementById('connection').replaceChildren(
+  set(document.getElementById('connection'),
     h('div', { class: 'conn' },
       h('h3', {}, 'Owner ', h('span', { class: 'muted' }, '(migrations, full rights; the password is never shown)')),
       codeBlock(c.owner, 'Owner connection string'),
@@ -274,7 +281,7 @@ async function loadRoles() {
   try {
     renderRoles(await api('GET', '/roles'))
   } catch (err) {
-    document.getElementById('auth-status').replaceChildren(errorBox(err))
+    set(document.getElementById('auth-status'), errorBox(err))
   }
 }
 
@@ -284,10 +291,10 @@ function initRoles() {
     const button = e.currentTarget
     const out = document.getElementById('setup-result')
     busy(button, true)
-    out.replaceChildren(h('p', { class: 'muted' }, 'Running set-up…'))
+    set(out, h('p', { class: 'muted' }, 'Running set-up…'))
     try {
       const { setup: s } = await api('POST', '/setup')
-      out.replaceChildren(alertBox('ok', 'Set-up done.', ` auth schema version ${s.version}.`,
+      set(out, alertBox('ok', 'Set-up done.', ` auth schema version ${s.version}.`,
         h('ul', {},
           h('li', {}, s.applied.length ? `Migrations applied: ${s.applied.join(', ')}` : 'Migrations: already up to date'),
           h('li', {}, s.rolesCreated.length ? `Roles created: ${s.rolesCreated.join(', ')}` : `Roles: ${s.roles.join(', ')} (already there)`),
@@ -295,7 +302,7 @@ function initRoles() {
       out.firstChild.id = 'setup-done'
       await loadRoles()
     } catch (err) {
-      out.replaceChildren(errorBox(err))
+      set(out, errorBox(err))
     } finally {
       busy(button, false)
     }
@@ -324,12 +331,12 @@ function initInspect() {
           h('div', { class: 'hint' }, `May run as: ${r.provider.roles.join(', ')}.`, r.expiresAt ? ` Expires ${when(r.expiresAt)}.` : ''))
         : alertBox('error', 'Not verified.', ' ', h('span', { class: 'mono code' }, r.error.code), ' ', h('span', { class: 'reason' }, r.error.message))
       verdict.dataset.testid = 'verdict'
-      out.replaceChildren(verdict,
+      set(out, verdict,
         h('div', { class: 'two-col' },
           h('section', {}, h('h2', {}, 'Header'), r.header ? h('pre', { class: 'mono json' }, json(r.header)) : h('p', { class: 'muted' }, 'not decodable')),
           h('section', {}, h('h2', {}, 'Claims'), r.claims ? [h('pre', { class: 'mono json', id: 'claims-json' }, json(r.claims)), claimTimes(r.claims)] : h('p', { class: 'muted' }, 'not decodable'))))
     } catch (err) {
-      out.replaceChildren(errorBox(err))
+      set(out, errorBox(err))
     } finally {
       busy(button, false)
     }
@@ -409,9 +416,9 @@ function initPlayground() {
     busy(button, true)
     try {
       const { results } = await api('POST', '/playground', { sql: document.getElementById('sql').value, identities: sides.map(identityOf) })
-      out.replaceChildren(...results.map((r, i) => resultCard(sides[i], r)))
+      set(out, ...results.map((r, i) => resultCard(sides[i], r)))
     } catch (err) {
-      out.replaceChildren(errorBox(err))
+      set(out, errorBox(err))
     } finally {
       busy(button, false)
     }
@@ -432,10 +439,10 @@ async function initPolicies() {
   try {
     const d = await api('GET', '/policies')
     if (!d.tables.length) {
-      box.replaceChildren(h('p', { class: 'empty' }, 'No table yet.'))
+      set(box, h('p', { class: 'empty' }, 'No table yet.'))
       return
     }
-    box.replaceChildren(...d.tables.map((t) => h('section', { class: 'policy-table' },
+    set(box, ...d.tables.map((t) => h('section', { class: 'policy-table' },
       h('h2', {}, h('span', { class: 'mono' }, `${t.schema}.${t.table}`), ' ', t.rls ? badge(t.forceRls ? 'RLS on, forced' : 'RLS on', 'ok') : badge('RLS off', 'bad')),
       t.findings.length ? h('ul', { class: 'findings' }, t.findings.map((f) => h('li', { class: f.level }, badge(f.level, f.level === 'error' ? 'bad' : f.level === 'warning' ? 'warn' : ''), ' ', f.message))) : h('p', { class: 'muted' }, 'No finding.'),
       d.roles.length ? table(['Role', 'SELECT', 'INSERT', 'UPDATE', 'DELETE'], d.roles.map((r) => [h('td', { class: 'mono' }, r), ...['SELECT', 'INSERT', 'UPDATE', 'DELETE'].map((c) => matrixCell(t.matrix[r][c]))]), { class: 'matrix' }) : null,
@@ -444,7 +451,7 @@ async function initPolicies() {
           p.using ? h('div', { class: 'expr' }, h('span', { class: 'muted' }, 'using '), h('code', {}, p.using)) : null,
           p.withCheck ? h('div', { class: 'expr' }, h('span', { class: 'muted' }, 'with check '), h('code', {}, p.withCheck)) : null)))) : null)))
   } catch (err) {
-    box.replaceChildren(errorBox(err))
+    set(box, errorBox(err))
   }
 }
 
