@@ -116,13 +116,23 @@ test('stale keys are served at once and refreshed in the background', async (t) 
   srv.state.keys = [k2.publicJwk] // k1 withdrawn by the provider
   clock.now += 600_000
   await v.verify(await sign(k1)) // still served from the stale set; refresh started
-  await new Promise<void>((resolve) => {
-    const check = () => (events.filter((e) => e.type === 'jwks_fetch').length >= 2 ? resolve() : setTimeout(check, 5))
-    check()
-  })
+  // The refresh was started by that call (the 60 s background timer is not due); wait for it, bounded.
+  for (let i = 0; i < 500 && events.filter((e) => e.type === 'jwks_fetch').length < 2; i++) {
+    await new Promise((r) => setTimeout(r, 10))
+  }
   assert.equal(srv.count(), 2)
   await rejectsWith(v.verify(await sign(k1)), 'ERR_JWKS_NO_MATCHING_KEY')
   await v.verify(await sign(k2))
+  assert.equal(srv.count(), 2)
+  v.close()
+})
+
+test('concurrent forced refreshes share one fetch', async (t) => {
+  const srv = await jwksServer(t)
+  const { v } = makeVerifier(srv.url, { now: NOW })
+  await Promise.all(Array.from({ length: 20 }, () => v.refresh()))
+  assert.equal(srv.count(), 1)
+  await v.refresh()
   assert.equal(srv.count(), 2)
   v.close()
 })
