@@ -199,19 +199,22 @@ export async function policyTester(urlOrOptions: string | PolicyTesterOptions): 
     return p
   }
 
-  // One call = one transaction, always rolled back.
-  const runOnce = (role: string): Runner => async (claims, sql, params) => {
-    const client = await pool(role).connect()
-    let broken = false
-    try {
-      await client.query(`BEGIN; ${identitySql(ctx, claims)}`)
-      return await client.query(sql, params as unknown[])
-    } catch (err) {
-      broken = sqlError(err) === undefined
-      throw err
-    } finally {
-      await rollbackQuietly(client)
-      client.release(broken)
+  // One call = one transaction, always rolled back. The role is checked when the actor is made.
+  const runOnce = (role: string): Runner => {
+    pool(role)
+    return async (claims, sql, params) => {
+      const client = await pool(role).connect()
+      let broken = false
+      try {
+        await client.query(`BEGIN; ${identitySql(ctx, claims)}`)
+        return await client.query(sql, params as unknown[])
+      } catch (err) {
+        broken = sqlError(err) === undefined
+        throw err
+      } finally {
+        await rollbackQuietly(client)
+        client.release(broken)
+      }
     }
   }
 
