@@ -44,6 +44,8 @@ export interface DevOptions {
   tokenLifetime?: string
   /** Extra gateway settings. */
   allowAnonymous?: boolean
+  /** The web console at /console: on by default in dev; `false` turns it off. */
+  console?: { adminToken?: string } | false
   log?: (line: string) => void
 }
 
@@ -113,6 +115,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       pgPort: options.pgPort ?? 5433,
       host,
       allowAnonymous: options.allowAnonymous ?? false,
+      console: options.console ?? {},
     })
     stops.push(() => gateway.close())
 

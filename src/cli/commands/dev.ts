@@ -67,6 +67,10 @@ export const devCommand: Command = {
     out(`  SQL over HTTP endpoint:              ${stack.sqlEndpoint}`)
     out(`  WebSocket endpoint:                  ${stack.webSocketUrl}`)
     out(`  JWKS URL (provider "local"):         ${stack.jwksUrl}`)
+    if (stack.gateway.console) {
+      out(`  Console:                             ${stack.gateway.console.url}`)
+      out(`  Console admin token:                 ${stack.gateway.console.adminToken}`)
+    }
     if (stack.tokens.length) {
       out('')
       out('Tokens for the demo users (valid 24 h):')

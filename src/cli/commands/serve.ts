@@ -76,6 +76,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     poolTimeoutMs: config.poolTimeout,
     maxRequestBytes: config.maxRequestBytes,
     maxResponseBytes: config.maxResponseBytes,
+    console: config.console ? (config.consoleToken ? { adminToken: config.consoleToken } : {}) : false,
     databases: {
       verifier: {
         clockToleranceSeconds: config.clockTolerance,
@@ -107,6 +108,11 @@ export const serveCommand: Command = {
     const gw = await startGateway(gatewayOptions(config))
     io.stdout('pg-authorize gateway ready')
     for (const line of describeGateway(gw)) io.stdout(`  ${line}`)
+    if (gw.console) {
+      io.stdout(`  Console:         ${gw.console.url}`)
+      // Shown once, at start, and only when generated here (a configured token is not repeated).
+      if (!config.consoleToken) io.stdout(`  Console admin token: ${gw.console.adminToken}`)
+    }
     return runUntilSignal(() => gw.close(), {
       reload: () => gw.reload(),
       onSignal: (s) => io.stderr(`${s}: stopping`),
