@@ -24,6 +24,7 @@
  * @module
  */
 import pg from 'pg'
+import { statementKind } from '../../observability/audit.js'
 import { ERROR_TABLE, PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
 import { installClaimsSql } from '../../database/session.js'
 import type { GatewayPools, Lease } from '../pool.js'
@@ -33,6 +34,9 @@ import { Pipeline, StepError, type Step } from './execute.js'
 export interface HttpIdentity {
   /** The restricted role to run as (already checked against the provider). */
   role: string
+  /** For audit records: the provider that verified the token and its `sub`. */
+  provider?: string
+  subject?: string
   database: string
   /** Sealed claims to install; null = no identity (e.g. anonymous without a token). */
   envelope: string | null
@@ -49,6 +53,26 @@ export interface HttpAuthRequest {
   database: string
   connectionString: URL
   applicationName?: string
+}
+
+/** What one request did, emitted as `{ kind: 'request', ...info }` when it ends (never tokens or params). */
+export interface HttpRequestInfo {
+  requestId: string
+  status: number
+  outcome: 'ok' | 'unauthorized' | 'rejected' | 'sql_error' | 'cancelled' | 'error'
+  /** SQLSTATE of a Postgres error, or the pg-authorize error code. */
+  code?: string
+  role?: string
+  database?: string
+  provider?: string
+  subject?: string
+  /** Statement kinds, e.g. `SELECT` or `INSERT,SELECT` for a batch. */
+  statements?: string
+  /** Time from asking for a connection to having one. */
+  poolWaitMs?: number
+  /** Time from having a connection to the last result. */
+  queryMs?: number
+  ms: number
 }
 
 export interface SqlHttpHandlerOptions {
@@ -221,7 +245,7 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
     return jsonResponse(500, errorBody('internal error', 'XX000'))
   }
 
-  async function sql(req: Request): Promise<Response> {
+  async function sql(req: Request, info: Partial<HttpRequestInfo>): Promise<Response> {
     const h = req.headers
     // 1. Everything that can be checked without the database, so bad input never executes anything.
     const conn = parseConnectionString(h.get('neon-connection-string'))
@@ -274,6 +298,11 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
       connectionString: conn.url,
       ...(conn.applicationName === undefined ? {} : { applicationName: conn.applicationName }),
     })
+    info.role = identity.role
+    info.database = identity.database
+    if (identity.provider !== undefined) info.provider = identity.provider
+    if (identity.subject !== undefined) info.subject = identity.subject
+    info.statements = queries.map((q) => statementKind(q.text)).join(',')
 
     // 3. The statements, gateway's own first (not captured), then the user's.
     const steps: Step[] = []
@@ -306,7 +335,10 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
 
     // 4. Run them on a connection logged in as the identity's role.
     const signal = req.signal
+    const waitStart = performance.now()
     const lease: Lease = await pools.acquire(identity.database, identity.role, signal)
+    const queryStart = performance.now()
+    info.poolWaitMs = queryStart - waitStart
     const onAbort = () => {
       onEvent?.({ kind: 'cancelled', database: identity.database, role: identity.role })
       lease.cancel().catch(() => {})
@@ -322,6 +354,7 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
       lease.client.query(pipeline as unknown as pg.QueryConfig)
       results = await pipeline.promise
     } catch (err) {
+      info.queryMs = performance.now() - queryStart
       signal.removeEventListener('abort', onAbort)
       if (signal.aborted) return cancelled()
       if (isPgAuthorizeError(err)) {
@@ -333,6 +366,8 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
       if (cause instanceof pg.DatabaseError && cause.severity !== 'FATAL' && cause.severity !== 'PANIC') {
         lease.release()
         if (err instanceof StepError && err.step < firstUser) onEvent?.({ kind: 'setup-step-failed', code: cause.code })
+        info.outcome = 'sql_error'
+        if (cause.code) info.code = cause.code
         return jsonResponse(400, errorBody(cause.message, cause.code ?? 'XX000', cause as unknown as Record<string, unknown>))
       }
       // The connection itself failed (terminated, socket error): its state is unknown.
@@ -342,33 +377,53 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
       }
       return ownError(new PgAuthorizeError('ERR_DB_CONNECT', 'the database connection was lost', { cause }))
     }
+    info.queryMs = performance.now() - queryStart
     signal.removeEventListener('abort', onAbort)
     lease.release()
     const body = batch ? `{"results":[${results.join(',')}]}` : results[0]!
     return jsonResponse(200, body, extraHeaders)
   }
 
-  return async function handle(req: Request): Promise<Response> {
+  async function route(req: Request, info: Partial<HttpRequestInfo>): Promise<Response> {
     const path = pathOf(req.url)
     const method = req.method
     try {
       if (path === '/sql') {
-        if (method === 'POST') return await sql(req)
+        if (method === 'POST') return await sql(req, info)
         if (method === 'OPTIONS') return new Response(null, { status: 200, headers: CORS_HEADERS })
-        return ownError(new PgAuthorizeError('ERR_METHOD_NOT_ALLOWED', `method ${method} is not allowed on /sql`))
+        throw new PgAuthorizeError('ERR_METHOD_NOT_ALLOWED', `method ${method} is not allowed on /sql`)
       }
       if (path === '/health') {
         if (method === 'GET' || method === 'HEAD') return jsonResponse(200, '{"status":"ok"}')
-        return ownError(new PgAuthorizeError('ERR_METHOD_NOT_ALLOWED', `method ${method} is not allowed on /health`))
+        throw new PgAuthorizeError('ERR_METHOD_NOT_ALLOWED', `method ${method} is not allowed on /health`)
       }
-      return ownError(new PgAuthorizeError('ERR_NOT_FOUND', 'not found'))
+      throw new PgAuthorizeError('ERR_NOT_FOUND', 'not found')
     } catch (err) {
       if (isPgAuthorizeError(err)) {
         onEvent?.({ kind: 'rejected', code: err.code })
+        info.code = err.code
+        info.outcome = ERROR_TABLE[err.code].sqlstate.startsWith('28') ? 'unauthorized' : err.status >= 500 ? 'error' : 'rejected'
         return ownError(err)
       }
+      info.outcome = 'error'
       return unexpected(err)
     }
+  }
+
+  return async function handle(req: Request): Promise<Response> {
+    const started = performance.now()
+    const incoming = req.headers.get('x-request-id')
+    const requestId = incoming && /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : crypto.randomUUID()
+    const info: Partial<HttpRequestInfo> = { requestId }
+    const res = await route(req, info)
+    res.headers.set('x-request-id', requestId)
+    if (onEvent) {
+      info.status = res.status
+      info.outcome ??= res.status < 300 ? 'ok' : res.status >= 500 ? 'error' : req.signal.aborted ? 'cancelled' : 'rejected'
+      info.ms = performance.now() - started
+      onEvent({ kind: 'request', ...info })
+    }
+    return res
   }
 }
 

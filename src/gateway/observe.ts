@@ -1,0 +1,154 @@
+/**
+ * Turns the gateway's events into metrics, log lines and audit records, in one place.
+ *
+ * Events come from the HTTP handler (`request` when a request ends), the pools, the wire gateway
+ * (`session-start`, `auth-failed`, `session-end`, ...) and the verifiers. None carries a token, a claim
+ * value other than `sub` (for the audit trail), a query parameter or a secret, and nothing here adds one.
+ *
+ * @module
+ */
+import type { VerifierEvent } from '../verify/types.js'
+import type { AuditTrail } from '../observability/audit.js'
+import type { Logger } from '../observability/logger.js'
+import type { GatewayMetrics } from '../observability/metrics.js'
+import type { HttpRequestInfo } from './http/handler.js'
+
+export interface ObserverOptions {
+  logger: Logger
+  metrics?: GatewayMetrics | undefined
+  audit?: AuditTrail | undefined
+}
+
+type GatewayEvent = { kind: string; [k: string]: unknown }
+
+export class Observer {
+  readonly #logger: Logger
+  readonly #metrics: GatewayMetrics | undefined
+  #audit: AuditTrail | undefined
+  /** Last successful JWKS fetch per `database/provider`, for the age gauge. */
+  readonly #jwksFetched = new Map<string, { database: string; provider: string; at: number }>()
+
+  constructor(options: ObserverOptions) {
+    this.#logger = options.logger
+    this.#metrics = options.metrics
+    this.#audit = options.audit
+  }
+
+  get logger(): Logger {
+    return this.#logger
+  }
+
+  /** Turns the audit trail on or off (SIGHUP). */
+  setAudit(audit: AuditTrail | undefined): void {
+    this.#audit = audit
+  }
+
+  jwksAges(): Array<{ database: string; provider: string; ageSeconds: number }> {
+    const now = Date.now()
+    return [...this.#jwksFetched.values()].map((f) => ({ database: f.database, provider: f.provider, ageSeconds: (now - f.at) / 1000 }))
+  }
+
+  /** Events of the HTTP handler, the pools and the wire gateway. */
+  readonly onEvent = (e: GatewayEvent): void => {
+    const m = this.#metrics
+    switch (e.kind) {
+      case 'request': {
+        const r = e as unknown as HttpRequestInfo & { kind: string }
+        m?.requests.inc({ transport: 'http', outcome: r.outcome })
+        m?.requestDuration.observe({ outcome: r.outcome }, r.ms / 1000)
+        if (r.poolWaitMs !== undefined) m?.poolWait.observe(r.poolWaitMs / 1000)
+        if (r.queryMs !== undefined) m?.queryDuration.observe(r.queryMs / 1000)
+        this.#logger.info(
+          {
+            requestId: r.requestId, transport: 'http', status: r.status, outcome: r.outcome, code: r.code,
+            role: r.role, database: r.database, statements: r.statements, ms: round(r.ms),
+          },
+          'request',
+        )
+        if (r.role !== undefined && r.database !== undefined && r.provider !== undefined) {
+          this.#audit?.record({
+            requestId: r.requestId, provider: r.provider, subject: r.subject, role: r.role, database: r.database,
+            transport: 'http', statement: r.statements, outcome: r.outcome, code: r.code,
+          })
+        }
+        return
+      }
+      case 'session-start':
+        m?.requests.inc({ transport: String(e.transport), outcome: 'ok' })
+        this.#logger.info({ transport: e.transport, role: e.role, database: e.database }, 'wire session started')
+        return
+      case 'auth-failed':
+        m?.requests.inc({ transport: String(e.transport), outcome: 'unauthorized' })
+        this.#logger.warn({ transport: e.transport, role: e.user, database: e.database, code: e.code }, 'wire authentication failed')
+        return
+      case 'session-end':
+        m?.wireSessionsTotal.inc({ transport: String(e.transport), reason: String(e.reason) })
+        this.#logger.info({ transport: e.transport, role: e.role, database: e.database, reason: e.reason, ms: e.ms }, 'wire session ended')
+        return
+      case 'session-expired':
+        this.#logger.info({ transport: e.transport, role: e.role, database: e.database }, 'wire session ended: token expired')
+        return
+      case 'pool-timeout':
+        this.#logger.warn({ role: e.role, database: e.database }, 'timed out waiting for a pooled connection')
+        return
+      case 'connect-error':
+      case 'pool-error':
+      case 'upstream-failed':
+        this.#logger.error({ role: e.role, database: e.database, kind: e.kind }, 'database connection failed')
+        return
+      case 'reset-failed':
+        this.#logger.warn({ role: e.role, database: e.database }, 'connection reset failed; connection discarded')
+        return
+      case 'internal-error':
+      case 'error':
+        this.#logger.error({ kind: e.kind, error: errorName(e.error) }, 'internal error')
+        return
+      default:
+        this.#logger.debug({ event: e.kind }, 'gateway event')
+    }
+  }
+
+  /** Events of a database's verifier. */
+  readonly onVerifierEvent = (database: string, e: VerifierEvent): void => {
+    const m = this.#metrics
+    switch (e.type) {
+      case 'verify_fail':
+        m?.verificationFailures.inc({ code: e.code })
+        return
+      case 'cache_hit':
+        m?.tokenCache.inc({ result: 'hit' })
+        return
+      case 'cache_miss':
+        m?.tokenCache.inc({ result: 'miss' })
+        return
+      case 'jwks_fetch':
+        m?.jwksFetches.inc({ provider: e.provider, reason: e.reason, result: e.ok ? 'ok' : 'error' })
+        if (e.ok) {
+          this.#jwksFetched.set(`${database}/${e.provider}`, { database, provider: e.provider, at: Date.now() })
+          this.#logger.debug({ database, provider: e.provider, keys: e.keys, reason: e.reason }, 'JWKS fetched')
+        } else {
+          this.#logger.warn({ database, provider: e.provider, code: e.code, reason: e.reason }, 'JWKS fetch failed')
+        }
+        return
+      default:
+        return
+    }
+  }
+
+  /** Time to verify one token. */
+  readonly onVerify = (ms: number): void => {
+    this.#metrics?.verifyDuration.observe(ms / 1000)
+  }
+
+  /** A verified wire identity, for the audit trail. */
+  auditSession(r: { transport: string; role: string; database: string; provider?: string | undefined; subject?: string | undefined }): void {
+    this.#audit?.record({ ...r, statement: 'SESSION', outcome: 'authenticated' })
+  }
+}
+
+const round = (ms: number) => Math.round(ms * 100) / 100
+
+/** The error's class name only: messages of unexpected errors may hold data. */
+function errorName(err: unknown): string {
+  return err instanceof Error ? err.name : typeof err
+}

@@ -1,0 +1,4 @@
+/** Metrics, structured logs and the audit trail of the gateway. */
+export * from './metrics.js'
+export * from './logger.js'
+export * from './audit.js'
