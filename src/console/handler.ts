@@ -63,7 +63,10 @@ export interface ConsoleHandler {
   close(): void
 }
 
-const STATIC_DIR = path.join(path.dirname(fileURLToPath(import.meta.url)), 'static')
+// The page's JS and CSS are plain files under src/console/static/. Run from source they sit beside this
+// module; run from dist/ (tsc copies no asset) they are read from the source tree next to it.
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const STATIC_DIRS = [path.join(HERE, 'static'), path.resolve(HERE, '../../src/console/static')]
 const STATIC: Record<string, string> = {
   'console.js': 'text/javascript; charset=utf-8',
   'console.css': 'text/css; charset=utf-8',
@@ -78,7 +81,7 @@ export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
   const asset = (name: string) => {
     let a = assets.get(name)
     if (!a) {
-      a = readFile(path.join(STATIC_DIR, name), 'utf8')
+      a = readFile(path.join(STATIC_DIRS[0]!, name), 'utf8').catch(() => readFile(path.join(STATIC_DIRS[1]!, name), 'utf8'))
       a.catch(() => assets.delete(name))
       assets.set(name, a)
     }
