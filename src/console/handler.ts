@@ -74,6 +74,15 @@ const STATIC: Record<string, string> = {
 const LOGIN_STYLE = styleHash(LOGIN_CSS)
 const KNOWN_APIS = ['/api/providers', '/api/providers/refresh', '/api/roles', '/api/setup', '/api/policies', '/api/inspect', '/api/playground']
 
+/** A gateway bound to every address is reached by the name the browser used; show that one. */
+function reachable(ep: ConsoleEndpoints, req: Request): ConsoleEndpoints {
+  if (ep.host !== '0.0.0.0' && ep.host !== '::') return ep
+  const u = new URL(req.url)
+  const http = new URL(ep.httpUrl)
+  http.hostname = u.hostname
+  return { ...ep, host: u.hostname.replace(/^\[(.*)\]$/, '$1'), httpUrl: http.origin }
+}
+
 export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
   const sessions = new AdminSessions(options.adminToken, options.sessionTtlMs ? { ttlMs: options.sessionTtlMs } : {})
   const verifier = new ConsoleVerifier(options.databases)
@@ -133,7 +142,7 @@ export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
         return json(200, { provider: providers[0] })
       }
     }
-    if (route === 'GET /api/roles') return json(200, await rolesView(ownerUrl, options.endpoints()))
+    if (route === 'GET /api/roles') return json(200, await rolesView(ownerUrl, reachable(options.endpoints(), req)))
     if (route === 'POST /api/setup') return json(200, { setup: await runSetup(ownerUrl, databases) })
     if (route === 'GET /api/policies') return json(200, await policiesView(ownerUrl))
     if (route === 'POST /api/inspect') {
