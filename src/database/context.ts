@@ -7,7 +7,7 @@
  */
 import type pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
-import { connectOwner, withDatabase, withUser } from './connect.js'
+import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
 import { loadSessionKey, type SessionKey } from './session.js'
 
 export interface DatabaseContext {
@@ -23,7 +23,38 @@ export interface DatabaseContext {
   roleConnectionConfig(role: string): pg.ClientConfig
   /** Re-reads the credentials (after a password rotation by `setup`). */
   reload(): Promise<void>
+  /**
+   * Undoes what a restricted role may do to itself with raw SQL and that would outlive its session:
+   * `ALTER ROLE CURRENT_USER PASSWORD ...` (locks the gateway out) and `ALTER ROLE CURRENT_USER SET ...`
+   * (e.g. `statement_timeout = 1` for every later connection of every user). Postgres lets any role do
+   * both to itself and has no privilege to revoke that, so the gateway repairs it through the owner
+   * connection whenever a login fails or a new connection finds stored role defaults ({@link roleTainted}).
+   */
+  repairRole(role: string): Promise<void>
 }
+
+/**
+ * Run by every new restricted-role connection before it serves a client: true when the role (in any or
+ * this database) has defaults stored with `ALTER ROLE ... SET`. Setup never stores any, so one found was
+ * put there by a client; the connection already runs with it and must be discarded. A failing check
+ * (e.g. a stored `statement_timeout = 1`) counts as tainted too: fail closed.
+ */
+export async function roleTainted(client: pg.ClientBase): Promise<boolean> {
+  try {
+    const r = await client.query<{ tainted: boolean }>(ROLE_DEFAULTS_SQL)
+    return r.rows[0]?.tainted !== false
+  } catch {
+    return true
+  }
+}
+
+const ROLE_DEFAULTS_SQL = `select exists (select 1 from pg_catalog.pg_db_role_setting s
+   where s.setrole = (select oid from pg_catalog.pg_roles where rolname = current_user)
+     and s.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())))
+  as tainted`
+
+/** SQLSTATE of a failed password login: the role's password may have been changed by a client. */
+export const LOGIN_FAILED_SQLSTATE = '28P01'
 
 /** Session defaults the Neon client's type parsers rely on, sent in the startup packet. */
 export const SESSION_OPTIONS = '-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c bytea_output=hex -c client_encoding=UTF8 -c extra_float_digits=1'
@@ -67,5 +98,24 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
       return { connectionString: withUser(url, role, password), options: SESSION_OPTIONS }
     },
     reload: load,
+    async repairRole(role: string): Promise<void> {
+      const password = credentials.get(role)
+      if (password === undefined) return
+      const c = await connectOwner(url)
+      try {
+        const r = await c.query<{ db: string | null }>(
+          `select d.datname as db from pg_catalog.pg_db_role_setting s
+             left join pg_catalog.pg_database d on d.oid = s.setdatabase
+            where s.setrole = (select oid from pg_catalog.pg_roles where rolname = $1)`,
+          [role],
+        )
+        for (const { db } of r.rows) {
+          await c.query(`alter role ${quoteIdent(role)}${db === null ? '' : ` in database ${quoteIdent(db)}`} reset all`)
+        }
+        await c.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
+      } finally {
+        await c.end().catch(() => {})
+      }
+    },
   }
 }

@@ -92,6 +92,16 @@ export function installClaimsSql(envelope: string, local: boolean): string {
   return `select pg_catalog.set_config('${SESSION_SETTING}', '${envelope}', ${local ? 'true' : 'false'})`
 }
 
+/**
+ * SQL that installs the envelope given as parameter `$1`. The gateways use this form, never
+ * {@link installClaimsSql}: a statement's text is visible in `pg_stat_activity.query` to every session of
+ * the same role, so an envelope written into SQL text could be read by another user's session and replayed
+ * there with `set_config` (it carries a valid MAC). Bind parameters are not shown there.
+ */
+export function installClaimsParamSql(local: boolean): string {
+  return `select pg_catalog.set_config('${SESSION_SETTING}', $1, ${local ? 'true' : 'false'})`
+}
+
 /** SQL that removes any identity from the session. */
 export const CLEAR_CLAIMS_SQL = `select pg_catalog.set_config('${SESSION_SETTING}', '', false)`
 

@@ -125,6 +125,12 @@ export class Databases {
     return ctx.roleConnectionConfig(role)
   }
 
+  /** Undoes a client's `ALTER ROLE CURRENT_USER PASSWORD/SET` on `role` (see `DatabaseContext.repairRole`). */
+  async repairRole(database: string, role: string): Promise<void> {
+    const { ctx } = await this.open(database)
+    await ctx.repairRole(role)
+  }
+
   /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */
   async authenticate(req: AuthenticateRequest): Promise<Identity> {
     const { ctx, verifier } = await this.open(req.database)

@@ -89,6 +89,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connectionConfig: (database, role) => databases.connectionConfig(database, role),
     max: options.poolSize ?? 10,
     acquireTimeoutMillis: options.poolTimeoutMs ?? 5000,
+    repairRole: (database, role) => databases.repairRole(database, role),
     ...(onEvent ? { onEvent } : {}),
   })
 
@@ -125,6 +126,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         envelope: identity.envelope,
         expiresAt: identity.expiresAt,
         upstream: await databases.connectionConfig(identity.database, identity.role),
+        repair: () => databases.repairRole(identity.database, identity.role),
       }
     },
     ...(options.tls ? { tls: options.tls } : {}),

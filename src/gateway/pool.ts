@@ -22,7 +22,14 @@ import net from 'node:net'
 import pg from 'pg'
 import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { RESET_SESSION_SQL } from '../database/session.js'
-import { SESSION_OPTIONS } from '../database/context.js'
+import { LOGIN_FAILED_SQLSTATE, SESSION_OPTIONS, roleTainted } from '../database/context.js'
+
+/** A new connection ran with role defaults a client had stored; they have been removed, connect again. */
+class RoleTaintedError extends Error {
+  constructor() {
+    super('the role had settings stored by a client; they were removed')
+  }
+}
 
 export interface GatewayPoolsOptions {
   /** How to log in to `database` as `role` (host, port, user = role, its stored password, ssl...). */
@@ -35,6 +42,12 @@ export interface GatewayPoolsOptions {
   acquireTimeoutMillis?: number
   /** Milliseconds a CancelRequest may take before the connection is dropped anyway. Default 1000. */
   cancelTimeoutMillis?: number
+  /**
+   * Undoes what a client may have done to `role` itself (`ALTER ROLE CURRENT_USER PASSWORD/SET`), through the
+   * owner. When given, every new connection is checked with `roleTainted` and a failed login or a tainted
+   * connection triggers one repair and one retry. See `DatabaseContext.repairRole`.
+   */
+  repairRole?(database: string, role: string): Promise<void>
   /** Hook for logs/metrics; never receives secrets. */
   onEvent?: (e: { kind: string; [k: string]: unknown }) => void
 }
@@ -75,7 +88,7 @@ const noop = () => {}
 
 /** One pg.Pool per (database, role); see the module comment. */
 export class GatewayPools {
-  readonly #opts: Required<Omit<GatewayPoolsOptions, 'onEvent'>> & Pick<GatewayPoolsOptions, 'onEvent'>
+  readonly #opts: Required<Omit<GatewayPoolsOptions, 'onEvent' | 'repairRole'>> & Pick<GatewayPoolsOptions, 'onEvent' | 'repairRole'>
   readonly #pools = new Map<string, Promise<Entry>>()
   readonly #settled = new Set<Entry>()
   #closed = false
@@ -88,6 +101,7 @@ export class GatewayPools {
       acquireTimeoutMillis: options.acquireTimeoutMillis ?? 5_000,
       cancelTimeoutMillis: options.cancelTimeoutMillis ?? 1_000,
       onEvent: options.onEvent,
+      repairRole: options.repairRole,
     }
   }
 
@@ -104,7 +118,17 @@ export class GatewayPools {
     try {
       client = await entry.pool.connect()
     } catch (err) {
-      throw this.#connectError(err, database, role)
+      // A client changed the role's password or stored role defaults: repair through the owner, retry once.
+      const repair = this.#opts.repairRole
+      const repairable = err instanceof RoleTaintedError || (err as { code?: unknown })?.code === LOGIN_FAILED_SQLSTATE
+      if (!repair || !repairable) throw this.#connectError(err, database, role)
+      this.#opts.onEvent?.({ kind: 'role-repair', database, role })
+      try {
+        await repair(database, role)
+        client = await entry.pool.connect()
+      } catch (err2) {
+        throw this.#connectError(err2, database, role)
+      }
     }
     entry.leased++
     const lease = new PooledLease(client, entry, this.#opts)
@@ -174,6 +198,15 @@ export class GatewayPools {
       max: this.#opts.max,
       idleTimeoutMillis: this.#opts.idleTimeoutMillis,
       connectionTimeoutMillis: this.#opts.acquireTimeoutMillis,
+      // Settings a client stored on the role with ALTER ROLE apply to every new connection: never serve one.
+      ...(this.#opts.repairRole
+        ? { onConnect: async (client: pg.ClientBase) => {
+            if (await roleTainted(client)) {
+              await this.#opts.repairRole!(database, role)
+              throw new RoleTaintedError()
+            }
+          } }
+        : {}),
     })
     // An idle connection that dies (server restart) is removed by pg-pool; without a listener it would crash.
     pool.on('error', (err) => this.#opts.onEvent?.({ kind: 'pool-error', database, role, message: err.message }))

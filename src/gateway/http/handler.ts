@@ -26,7 +26,7 @@
 import pg from 'pg'
 import { statementKind } from '../../observability/audit.js'
 import { ERROR_TABLE, PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
-import { installClaimsSql } from '../../database/session.js'
+import { installClaimsParamSql } from '../../database/session.js'
 import type { GatewayPools, Lease } from '../pool.js'
 import { parseConnectionString } from './connection-string.js'
 import { Pipeline, StepError, type Step } from './execute.js'
@@ -323,7 +323,8 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
       if (readOnly) extraHeaders['neon-batch-read-only'] = 'true'
       if (deferrable) extraHeaders['neon-batch-deferrable'] = 'true'
     }
-    if (identity.envelope !== null) own(installClaimsSql(identity.envelope, true))
+    // As a bind parameter: SQL text shows in pg_stat_activity to other sessions of the role (replayable).
+    if (identity.envelope !== null) own(installClaimsParamSql(true), [identity.envelope])
     if (conn.applicationName !== undefined) own(APP_NAME_SQL, [conn.applicationName])
     const firstUser = steps.length
     for (const q of queries) {

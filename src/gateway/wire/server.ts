@@ -26,7 +26,8 @@ import type { Duplex } from 'node:stream'
 import tls from 'node:tls'
 import pg from 'pg'
 import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws'
-import { installClaimsSql } from '../../database/session.js'
+import { installClaimsParamSql } from '../../database/session.js'
+import { LOGIN_FAILED_SQLSTATE, roleTainted } from '../../database/context.js'
 import { ERROR_TABLE, isPgAuthorizeError, PgAuthorizeError } from '../../errors.js'
 import {
   authenticationMessage,
@@ -62,12 +63,18 @@ export interface WireAuthRequest {
 export interface WireIdentity {
   role: string
   database: string
-  /** Sealed claims installed with `installClaimsSql(envelope, false)`; null for no identity. */
+  /** Sealed claims installed with `installClaimsParamSql(false)`; null for no identity. */
   envelope: string | null
   /** Epoch seconds; the session is ended with FATAL when it passes. */
   expiresAt: number | undefined
   /** How to log in upstream AS THE ROLE ITSELF (never privileged + SET ROLE). */
   upstream: pg.ClientConfig
+  /**
+   * Undoes `ALTER ROLE CURRENT_USER PASSWORD/SET` a client may have run (through the owner). When given, the
+   * upstream connection is checked with `roleTainted`; a failed login or stored role defaults trigger one
+   * repair and one new login.
+   */
+  repair?: () => Promise<void>
 }
 
 export type WireEvent = { kind: string; [k: string]: unknown }
@@ -415,21 +422,40 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
       throw new PgAuthorizeError('ERR_SESSION_EXPIRED', "the JWT's exp has passed")
     }
     if (client.destroyed) return
-    const upstream = new pg.Client(identity.upstream)
-    const internals = upstream as unknown as PgClientInternals
-    const status = new Map<string, string>()
-    internals.connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
-      status.set(m.parameterName, m.parameterValue)
-    })
-    // Errors surface through connect()/query(); this keeps a late socket error from going unhandled.
-    upstream.on('error', () => {})
+    let upstream!: pg.Client
+    let internals!: PgClientInternals
+    let status!: Map<string, string>
     try {
-      await upstream.connect()
+      for (let attempt = 0; ; attempt++) {
+        upstream = new pg.Client(identity.upstream)
+        internals = upstream as unknown as PgClientInternals
+        const seen = (status = new Map<string, string>())
+        internals.connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
+          seen.set(m.parameterName, m.parameterValue)
+        })
+        // Errors surface through connect()/query(); this keeps a late socket error from going unhandled.
+        upstream.on('error', () => {})
+        let tainted: boolean
+        try {
+          await upstream.connect()
+          tainted = identity.repair !== undefined && (await roleTainted(upstream))
+        } catch (err) {
+          if (!identity.repair || attempt > 0 || (err as { code?: unknown }).code !== LOGIN_FAILED_SQLSTATE) throw err
+          tainted = true
+        }
+        if (!tainted) break
+        // A client changed the role's password or stored role defaults: never serve this login; repair, retry once.
+        upstream.end().catch(() => {})
+        emit({ kind: 'role-repair', role: identity.role, database: identity.database })
+        await identity.repair!()
+        if (attempt > 0) throw new PgAuthorizeError('ERR_DB_CONNECT', 'the role had settings stored by a client')
+      }
       if (settings.length > 0) {
         const list = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`)
         await upstream.query(`select ${list.join(', ')}`, settings.flat())
       }
-      if (identity.envelope !== null) await upstream.query(installClaimsSql(identity.envelope, false))
+      // As a bind parameter: SQL text shows in pg_stat_activity to other sessions of the role (replayable).
+      if (identity.envelope !== null) await upstream.query(installClaimsParamSql(false), [identity.envelope])
     } catch (err) {
       upstream.end().catch(() => {})
       emit({ kind: 'upstream-failed', role: identity.role, database: identity.database, message: (err as Error).message })
