@@ -73,7 +73,8 @@ function mapJoseError(err: unknown, provider: string): PgAuthorizeError {
     case 'ERR_JWT_EXPIRED':
       return fail('ERR_JWT_EXPIRED', 'token expired ("exp" is in the past)', err)
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      if (e.claim === 'nbf') return fail('ERR_JWT_NOT_YET_VALID', 'token not yet valid ("nbf" is in the future)', err)
+      // A non-numeric "nbf" fails with reason 'invalid': that is a bad claim, not an early token.
+      if (e.claim === 'nbf' && e.reason === 'check_failed') return fail('ERR_JWT_NOT_YET_VALID', 'token not yet valid ("nbf" is in the future)', err)
       if (e.claim === 'iss') return fail('ERR_JWT_ISSUER_MISMATCH', `"iss" does not match the issuer of provider '${provider}'`, err)
       if (e.claim === 'aud') return fail('ERR_JWT_AUDIENCE_MISMATCH', `"aud" does not match the audience of provider '${provider}'`, err)
       return fail('ERR_JWT_CLAIM_INVALID', `invalid "${e.claim ?? 'unknown'}" claim: ${e.message ?? 'check failed'}`, err)
