@@ -115,7 +115,9 @@ test('a wrong password over WebSocket fails with 28P01 and opens nothing upstrea
   assert.equal(err.code, '28P01')
   assert.doesNotMatch(err.message, /wrong-token/)
   assert.equal(await h.upstreamConnections(), 0)
-  await client.end().catch(() => {})
+  // Not awaited: after a FATAL on a pipelined connect, the neon client's end() sometimes never settles
+  // (its socket shim has already closed); the connection is gone either way.
+  void client.end().catch(() => {})
 })
 
 test('the non-pipelined connect works too, and /v1 is served', async () => {
