@@ -175,6 +175,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       }
     })
     const owner = new pg.Client(ownerUrl)
+    // A Postgres restart ends this connection; the fault tests then use `reconnectOwner`.
+    owner.on('error', () => {})
     await owner.connect()
     closers.push(() => owner.end())
     const verifierEvents = verifications
