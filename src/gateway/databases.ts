@@ -13,6 +13,7 @@
  */
 import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
+import { connectOwner } from '../database/connect.js'
 import { watchProviders, type ProviderWatch } from '../database/providers.js'
 import { envelopeExpiry, sealClaims } from '../database/session.js'
 import { Verifier } from '../verify/verifier.js'
@@ -35,6 +36,8 @@ export interface DatabasesOptions {
   /** How often providers are re-read besides LISTEN/NOTIFY, ms. Default 30000. */
   providerPollMs?: number
   onVerifierEvent?: (database: string, e: VerifierEvent) => void
+  /** Time each verification took, ms (for the latency histogram). */
+  onVerify?: (ms: number, ok: boolean) => void
   onError?: (err: unknown) => void
 }
 
@@ -149,7 +152,15 @@ export class Databases {
         hint: 'pg-authorize providers add --jwks-url URL',
       })
     }
-    const verified = await verifier.verify(req.token, { role: req.role })
+    const started = performance.now()
+    let verified
+    try {
+      verified = await verifier.verify(req.token, { role: req.role })
+    } catch (err) {
+      this.#opts.onVerify?.(performance.now() - started, false)
+      throw err
+    }
+    this.#opts.onVerify?.(performance.now() - started, true)
     const ttl = req.transport === 'http' ? (this.#opts.httpClaimsTtlSeconds ?? 300) : (this.#opts.wireSessionTtlSeconds ?? 86_400)
     const envelope = sealClaims(ctx.sessionKey, verified.claims as Record<string, unknown>, { maxTtlSeconds: ttl })
     return {
@@ -160,6 +171,29 @@ export class Databases {
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }
+  }
+
+  /**
+   * Readiness of the default database: reachable with the owner's rights (a fresh `select 1`), and at
+   * least one provider loaded. Used by `GET /ready`.
+   */
+  async readiness(): Promise<{ ready: boolean; database: boolean; providers: boolean }> {
+    let database = false
+    let providers = false
+    try {
+      const served = await this.open()
+      providers = served.verifier.providers.length > 0
+      const c = await connectOwner(served.ctx.ownerUrl)
+      try {
+        await c.query('select 1')
+        database = true
+      } finally {
+        await c.end().catch(() => {})
+      }
+    } catch {
+      // not ready
+    }
+    return { ready: database && providers, database, providers }
   }
 
   /** Re-reads providers (and credentials) of every open database, e.g. on SIGHUP. */

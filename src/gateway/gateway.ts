@@ -20,6 +20,11 @@ import { createSqlHttpHandler } from './http/handler.js'
 import { createNodeListener, type FetchHandler } from './http/node.js'
 import { createWireGateway, type WireGateway } from './wire/server.js'
 import { createConsoleHandler, newAdminToken } from '../console/index.js'
+import { PgAuthorizeError } from '../errors.js'
+import { AuditTrail } from '../observability/audit.js'
+import { silentLogger, type Logger } from '../observability/logger.js'
+import { GatewayMetrics } from '../observability/metrics.js'
+import { Observer } from './observe.js'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -53,6 +58,17 @@ export interface GatewayOptions {
   console?: { adminToken?: string } | false
   /** Observability hook; events never carry tokens or secrets. */
   onEvent?: (e: { kind: string; [k: string]: unknown }) => void
+  /** Structured logs (pino). Default: none. */
+  logger?: Logger
+  /**
+   * Prometheus metrics: `port` serves `/metrics` on a separate listener (bound to `host`); `token` serves it
+   * on the HTTP port behind `Authorization: Bearer <token>`. Neither: no `/metrics` endpoint.
+   */
+  metrics?: { port?: number; token?: string }
+  /** The audit trail: to the log stream, and to `pgauthorize.audit_log` when `table`. */
+  audit?: { table?: boolean; retentionDays?: number } | false
+  /** How long requests in flight get to finish on `close()`, ms. Default 10000. */
+  shutdownTimeoutMs?: number
 }
 
 export interface Gateway {
@@ -67,8 +83,14 @@ export interface Gateway {
   readonly wire: WireGateway
   /** The console's URL and admin token, when it is on (print the token once, at start). */
   readonly console: { url: string; adminToken: string } | undefined
-  /** Re-reads providers and credentials (SIGHUP). */
-  reload(): Promise<void>
+  /** Metrics of this gateway (also when no endpoint serves them). */
+  readonly metrics: GatewayMetrics
+  /** The `/metrics` listener's URL when `metrics.port` is set. */
+  readonly metricsUrl: string | undefined
+  /** Requests currently being served over HTTP. */
+  inFlight(): number
+  /** Re-reads providers and credentials (SIGHUP); `audit` switches the audit trail. */
+  reload(settings?: { audit?: { table?: boolean; retentionDays?: number } | false; logLevel?: string }): Promise<void>
   /** Stops accepting, ends wire sessions, closes the pools. */
   close(): Promise<void>
 }
@@ -76,21 +98,40 @@ export interface Gateway {
 /** Starts the gateway's listeners. Verifies the default database is set up before listening. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1'
-  const onEvent = options.onEvent
+  const logger = options.logger ?? silentLogger
+  const makeAudit = (a: GatewayOptions['audit']) =>
+    a ? new AuditTrail({ logger, tableUrl: a.table ? options.databaseUrl : undefined, retentionDays: a.retentionDays ?? 30 }) : undefined
+  let audit = makeAudit(options.audit)
+  // The gauges read pools and sessions at scrape time; both exist before the first scrape can happen.
+  let pools: GatewayPools | undefined
+  let wire: WireGateway | undefined
+  const metrics: GatewayMetrics = new GatewayMetrics({
+    pools: () => pools?.stats() ?? [],
+    wireSessions: () => wire?.sessions() ?? 0,
+    jwksAges: (): Array<{ database: string; provider: string; ageSeconds: number }> => observer.jwksAges(),
+  })
+  const observer: Observer = new Observer({ logger, metrics, audit })
+  const onEvent = (e: { kind: string; [k: string]: unknown }) => {
+    observer.onEvent(e)
+    options.onEvent?.(e)
+  }
   const databases = new Databases({
     ...options.databases,
     ownerUrl: options.databaseUrl,
     allowAnonymous: options.allowAnonymous ?? false,
+    onVerifierEvent: observer.onVerifierEvent,
+    onVerify: observer.onVerify,
+    onError: (err) => logger.warn({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL' }, 'provider reload failed'),
   })
   // Fail fast, before listening, when the default database is not set up.
   await databases.open()
 
-  const pools = new GatewayPools({
+  pools = new GatewayPools({
     connectionConfig: (database, role) => databases.connectionConfig(database, role),
     max: options.poolSize ?? 10,
     acquireTimeoutMillis: options.poolTimeoutMs ?? 5000,
     repairRole: (database, role) => databases.repairRole(database, role),
-    ...(onEvent ? { onEvent } : {}),
+    onEvent,
   })
 
   const sql = createSqlHttpHandler({
@@ -98,7 +139,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     authenticate: (req) => databases.authenticate({ token: req.token, role: req.role, database: req.database, transport: 'http' }),
     ...(options.maxRequestBytes ? { maxRequestBytes: options.maxRequestBytes } : {}),
     ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
-    ...(onEvent ? { onEvent } : {}),
+    onEvent,
   })
   // The console (when on) is mounted first; it answers only under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
@@ -109,16 +150,54 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     adminToken: consoleToken,
     endpoints: () => ({ httpUrl: listening!.url, host, pgPort: listening!.pgPort }),
   })
-  const handler: FetchHandler = async (req) =>
-    (consoleHandler && (await consoleHandler(req))) || (options.routes && (await options.routes(req))) || sql(req)
+  const metricsResponse = async () =>
+    new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } })
+  const ops = async (req: Request): Promise<Response | undefined> => {
+    const path = new URL(req.url).pathname
+    if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
+      const r = draining ? { ready: false, database: false, providers: false, shuttingDown: true } : await databases.readiness()
+      return Response.json({ status: r.ready ? 'ready' : 'not ready', ...r }, { status: r.ready ? 200 : 503 })
+    }
+    if (path === '/metrics' && options.metrics?.token) {
+      if (req.headers.get('authorization') !== `Bearer ${options.metrics.token}`) {
+        return Response.json({ message: 'a valid metrics token is required', code: '28000' }, { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+      }
+      return metricsResponse()
+    }
+    return undefined
+  }
+  let draining = false
+  let inFlight = 0
+  let drained: (() => void) | undefined
+  const handler: FetchHandler = async (req) => {
+    if (draining) {
+      const err = new PgAuthorizeError('ERR_SHUTTING_DOWN', 'the gateway is shutting down')
+      return Response.json({ message: err.message, code: err.sqlstate }, { status: 503, headers: { connection: 'close' } })
+    }
+    inFlight++
+    try {
+      return (
+        (await ops(req)) ||
+        (consoleHandler && (await consoleHandler(req))) ||
+        (options.routes && (await options.routes(req))) ||
+        (await sql(req))
+      )
+    } finally {
+      if (--inFlight === 0) drained?.()
+    }
+  }
 
-  const wire = createWireGateway({
+  wire = createWireGateway({
     authenticate: async (req) => {
       const identity = await databases.authenticate({
         token: req.password || undefined,
         role: req.user,
         database: req.database,
         transport: req.transport,
+      })
+      observer.auditSession({
+        transport: req.transport, role: identity.role, database: identity.database,
+        provider: identity.provider, subject: identity.subject,
       })
       return {
         role: identity.role,
@@ -131,7 +210,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     ...(options.tls ? { tls: options.tls } : {}),
     allowInsecurePassword: options.allowInsecurePassword ?? false,
-    ...(onEvent ? { onEvent } : {}),
+    onEvent,
   })
 
   const server = http.createServer(createNodeListener(handler))
@@ -155,6 +234,27 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   }
   const urlHost = host.includes(':') ? `[${host}]` : host
   listening = { url: `http://${urlHost}:${port}`, port, pgPort }
+  let metricsServer: http.Server | undefined
+  let metricsUrl: string | undefined
+  if (options.metrics?.port !== undefined) {
+    const ms = http.createServer((req, res) => {
+      if (req.url?.split('?')[0] !== '/metrics') {
+        res.writeHead(404).end()
+        return
+      }
+      metrics.text().then(
+        (text: string) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
+        () => res.writeHead(500).end(),
+      )
+    })
+    await new Promise<void>((resolve, reject) => {
+      ms.once('error', reject)
+      ms.listen(options.metrics!.port, host, () => resolve())
+    })
+    metricsServer = ms
+    metricsUrl = `http://${urlHost}:${(ms.address() as AddressInfo).port}/metrics`
+  }
+  logger.info({ http: listening.url, pgPort, metrics: metricsUrl }, 'gateway listening')
 
   let closing: Promise<void> | undefined
   return {
@@ -163,19 +263,54 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     pgPort,
     host,
     databases,
-    pools,
-    wire,
+    pools: pools!,
+    wire: wire!,
     console: consoleToken === undefined ? undefined : { url: `http://${urlHost}:${port}/console`, adminToken: consoleToken },
-    reload: () => databases.reload(),
+    metrics,
+    metricsUrl,
+    inFlight: () => inFlight,
+    async reload(settings) {
+      if (settings?.logLevel) logger.level = settings.logLevel
+      if (settings && 'audit' in settings) {
+        await audit?.close()
+        audit = makeAudit(settings.audit)
+        observer.setAudit(audit)
+      }
+      await databases.reload()
+      logger.info('configuration and providers reloaded')
+    },
     close() {
       closing ??= (async () => {
+        // Stop accepting; requests in flight get shutdownTimeoutMs to finish; then sessions and pools end.
+        draining = true
+        logger.info({ inFlight }, 'shutting down')
         const httpClosed = new Promise<void>((resolve) => server.close(() => resolve()))
         server.closeIdleConnections()
-        await wire.close()
+        const deadline = Date.now() + (options.shutdownTimeoutMs ?? 10_000)
+        if (inFlight > 0) {
+          await new Promise<void>((resolve) => {
+            drained = resolve
+            setTimeout(resolve, deadline - Date.now()).unref()
+          })
+        }
+        // A handler has returned, but its response may still be writing: close each connection once it
+        // is idle, and cut whatever is left at the deadline.
+        let closed = false
+        void httpClosed.then(() => (closed = true))
+        while (!closed && Date.now() < deadline) {
+          server.closeIdleConnections()
+          await new Promise((r) => setTimeout(r, 20))
+        }
+        server.closeAllConnections()
+        await wire!.close()
         await httpClosed
-        await pools.close()
+        await pools!.close()
         consoleHandler?.close()
         await databases.close()
+        await audit?.close()
+        await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()))
+        logger.info('stopped')
+        logger.flush?.()
       })()
       return closing
     },

@@ -43,7 +43,14 @@ export function startCli(
   args: string[],
   ready: RegExp,
   options: { env?: NodeJS.ProcessEnv; cwd?: string; timeoutMs?: number } = {},
-): Promise<{ output: () => string; match: RegExpMatchArray; stop: (signal?: NodeJS.Signals) => Promise<number | null> }> {
+): Promise<{
+  output: () => string
+  match: RegExpMatchArray
+  /** Sends a signal and waits for the exit status. */
+  stop: (signal?: NodeJS.Signals) => Promise<number | null>
+  /** Sends a signal without waiting (e.g. SIGHUP). */
+  signal: (signal: NodeJS.Signals) => void
+}> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, ['--import', tsx, entry, ...args], {
       cwd: options.cwd ?? root,
@@ -72,6 +79,7 @@ export function startCli(
             if (child.exitCode === null) child.kill(signal)
             return exited
           },
+          signal: (signal) => void child.kill(signal),
         })
       }
     }

@@ -10,7 +10,8 @@ import { readFileSync } from 'node:fs'
 import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { parse } from '../options.js'
-import { flagValues, loadConfig, settingFlags } from '../../config/load.js'
+import { flagValues, loadConfig, maskedConfig, settingFlags } from '../../config/load.js'
+import { createLogger } from '../../observability/logger.js'
 import type { GatewayConfig } from '../../config/schema.js'
 import { runUntilSignal } from '../signals.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js'
@@ -77,6 +78,12 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     maxRequestBytes: config.maxRequestBytes,
     maxResponseBytes: config.maxResponseBytes,
     console: config.console ? (config.consoleToken ? { adminToken: config.consoleToken } : {}) : false,
+    metrics: {
+      ...(config.metricsPort !== undefined ? { port: config.metricsPort } : {}),
+      ...(config.metricsToken ? { token: config.metricsToken } : {}),
+    },
+    audit: config.audit ? { table: config.auditTable, retentionDays: config.auditRetentionDays } : false,
+    shutdownTimeoutMs: config.shutdownTimeout,
     databases: {
       verifier: {
         clockToleranceSeconds: config.clockTolerance,
@@ -99,23 +106,40 @@ export const serveCommand: Command = {
       io.stdout(HELP)
       return 0
     }
-    const { config } = loadConfig({
-      flags: flagValues(values),
-      env: io.env,
-      cwd: io.cwd,
-      ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
-    })
-    const gw = await startGateway(gatewayOptions(config))
-    io.stdout('pg-authorize gateway ready')
-    for (const line of describeGateway(gw)) io.stdout(`  ${line}`)
+    const load = () =>
+      loadConfig({
+        flags: flagValues(values),
+        env: io.env,
+        cwd: io.cwd,
+        ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
+      })
+    const { config } = load()
+    // JSON log lines go to standard output (for log pipelines); the human banner goes to standard error.
+    const logger = createLogger({ level: config.logLevel })
+    logger.info({ config: maskedConfig(config) }, 'starting')
+    const gw = await startGateway({ ...gatewayOptions(config), logger })
+    io.stderr('pg-authorize gateway ready')
+    for (const line of describeGateway(gw)) io.stderr(`  ${line}`)
+    if (gw.metricsUrl) io.stderr(`  Metrics:         ${gw.metricsUrl}`)
     if (gw.console) {
-      io.stdout(`  Console:         ${gw.console.url}`)
+      io.stderr(`  Console:         ${gw.console.url}`)
       // Shown once, at start, and only when generated here (a configured token is not repeated).
-      if (!config.consoleToken) io.stdout(`  Console admin token: ${gw.console.adminToken}`)
+      if (!config.consoleToken) io.stderr(`  Console admin token: ${gw.console.adminToken}`)
     }
     return runUntilSignal(() => gw.close(), {
-      reload: () => gw.reload(),
-      onSignal: (s) => io.stderr(`${s}: stopping`),
+      // SIGHUP: re-read flags, environment and file; apply what can change without dropping connections.
+      reload: async () => {
+        try {
+          const next = load().config
+          await gw.reload({
+            logLevel: next.logLevel,
+            audit: next.audit ? { table: next.auditTable, retentionDays: next.auditRetentionDays } : false,
+          })
+        } catch (err) {
+          logger.error({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL', reason: (err as Error).message }, 'reload failed; keeping the running configuration')
+        }
+      },
+      onSignal: (s) => logger.info({ signal: s }, 'stopping'),
     })
   },
 }
