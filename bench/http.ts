@@ -1,0 +1,109 @@
+/**
+ * Figure b: the HTTP gateway against a direct `pg` pool, 32 concurrent requests selecting one demo row as
+ * Alice. The gateway runs in this process (pool size 10, the default); the load runs in a child process
+ * (bench/http-load.ts), once with the real `@neondatabase/serverless` client through the gateway and once
+ * with a direct `pg.Pool` of the same size (10) running the same statements (claims + query, one pipelined
+ * round trip). Runs alternate, so drifting machine load hits both sides alike.
+ *
+ * @module
+ */
+import { spawn } from 'node:child_process'
+import path from 'node:path'
+import { startGateway } from '../src/gateway/gateway.js'
+import { openDatabaseContext } from '../src/database/context.js'
+import { sealClaims } from '../src/database/session.js'
+import { demoClaims, DEMO_USERS } from '../src/dev/demo.js'
+import { fmt, median, noise, ROOT, type BenchOptions, type Figure, type Stack } from './lib.js'
+
+export const POOL_SIZE = 10
+export const CONCURRENCY = 32
+export const QUERY = 'select id, name, email from users where id = $1'
+
+interface LoadResult {
+  rps: number
+  errors: number
+  p50: number
+  p90: number
+  p99: number
+}
+
+function loadChild(config: Record<string, unknown>): Promise<LoadResult> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', path.join(ROOT, 'bench/http-load.ts')], {
+      cwd: ROOT,
+      env: { ...process.env, BENCH_CONFIG: JSON.stringify(config) },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let out = ''
+    let err = ''
+    child.stdout.on('data', (d) => (out += d))
+    child.stderr.on('data', (d) => (err += d))
+    child.on('exit', (code) => {
+      const m = /RESULT (.+)/.exec(out)
+      if (code === 0 && m) resolve(JSON.parse(m[1]!) as LoadResult)
+      else reject(new Error(`load generator failed (${code}): ${err.slice(-2000)}`))
+    })
+  })
+}
+
+export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]> {
+  const seconds = o.quick ? 2 : 6
+  const gw = await startGateway({ databaseUrl: stack.ownerUrl, port: 0, pgPort: false, poolSize: POOL_SIZE })
+  const ctx = await openDatabaseContext(stack.ownerUrl)
+  try {
+    const common = { seconds, warmupSeconds: o.quick ? 0.5 : 1.5, concurrency: CONCURRENCY, query: QUERY, params: [stack.alice.id] }
+    const viaGateway = {
+      ...common,
+      mode: 'neon',
+      endpoint: `${gw.url}/sql`,
+      connectionString: `postgresql://authenticated@${gw.host}:${gw.port}/${stack.database}`,
+      token: stack.token,
+    }
+    const direct = {
+      ...common,
+      mode: 'pg',
+      pool: { ...ctx.roleConnectionConfig('authenticated'), max: POOL_SIZE },
+      // A long-lived seal (the whole run); the gateway seals per request, which is part of its cost.
+      envelope: sealClaims(ctx.sessionKey, demoClaims(DEMO_USERS[0]!), { maxTtlSeconds: 3600 }),
+    }
+    const g: LoadResult[] = []
+    const d: LoadResult[] = []
+    for (let r = 0; r < o.runs; r++) {
+      d.push(await loadChild(direct))
+      g.push(await loadChild(viaGateway))
+      o.log(`  run ${r + 1}: direct ${fmt(d.at(-1)!.rps)} req/s p50 ${d.at(-1)!.p50.toFixed(2)} ms; gateway ${fmt(g.at(-1)!.rps)} req/s p50 ${g.at(-1)!.p50.toFixed(2)} ms`)
+    }
+    if ([...g, ...d].some((x) => x.errors > 0)) throw new Error('requests failed during the HTTP benchmark')
+    const ratios = g.map((x, i) => x.rps / d[i]!.rps)
+    const added = g.map((x, i) => x.p50 - d[i]!.p50)
+    const ratio = median(ratios)
+    const addedMs = median(added)
+    return [
+      {
+        id: 'b',
+        name: `HTTP gateway throughput (neon client, ${CONCURRENCY} concurrent, pool ${POOL_SIZE})`,
+        value: median(g.map((x) => x.rps)),
+        unit: 'req/s',
+        baseline: { label: `direct pg.Pool (${POOL_SIZE})`, value: median(d.map((x) => x.rps)), unit: 'req/s' },
+        measure: `${ratio.toFixed(2)}x direct`,
+        goal: '≥ 0.5x direct',
+        pass: ratio >= 0.5,
+        noise: noise(ratios),
+      },
+      {
+        id: 'b',
+        name: 'HTTP gateway p50 latency added',
+        value: median(g.map((x) => x.p50)),
+        unit: 'ms p50',
+        baseline: { label: 'direct p50', value: median(d.map((x) => x.p50)), unit: 'ms' },
+        measure: `+${addedMs.toFixed(2)} ms`,
+        goal: '≤ +1 ms p50',
+        pass: addedMs <= 1,
+        noise: noise(added),
+        note: `p99 gateway ${median(g.map((x) => x.p99)).toFixed(1)} ms, direct ${median(d.map((x) => x.p99)).toFixed(1)} ms`,
+      },
+    ]
+  } finally {
+    await gw.close()
+  }
+}
