@@ -17,7 +17,7 @@
 import pg from 'pg'
 import { ERROR_TABLE, isPgAuthorizeError } from '../errors.js'
 import type { DatabaseContext } from '../database/context.js'
-import { installClaimsSql, sealClaims, type Claims } from '../database/session.js'
+import { installClaimsParamSql, sealClaims, type Claims } from '../database/session.js'
 import type { Verifier } from '../verify/verifier.js'
 import { cleanToken } from './inspect.js'
 import { fail, str } from './http.js'
@@ -231,8 +231,9 @@ export async function runAs(
     await client.connect()
     const timeout = Math.max(100, Math.floor(options.statementTimeoutMs ?? 10_000))
     const begin = [`BEGIN`, `SET LOCAL statement_timeout = ${timeout}`]
-    if (identity.claims) begin.push(installClaimsSql(sealClaims(ctx.sessionKey, identity.claims, { maxTtlSeconds: 300 }), true))
     await client.query(begin.join('; '))
+    // As a bind parameter: SQL text is visible to other sessions of the role in pg_stat_activity.
+    if (identity.claims) await client.query(installClaimsParamSql(true), [sealClaims(ctx.sessionKey, identity.claims, { maxTtlSeconds: 300 })])
     const { tables, command } = await touchedTables(client, sql, role)
     try {
       const r = await client.query(extended(sql))

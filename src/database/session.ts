@@ -11,8 +11,7 @@
  * and checks `exp` against the clock on *every* read, and fails closed: a missing envelope is JSON `null`
  * (no identity), a forged, altered or expired one raises SQLSTATE 28000.
  *
- * The envelope is base64url and digits only, so it can be embedded in SQL text as a literal without
- * escaping; the claims are re-serialized from the verified object, never the raw token payload.
+ * The claims are re-serialized from the verified object, never the raw token payload.
  *
  * @module
  */
@@ -84,19 +83,11 @@ export async function loadSessionKey(owner: pg.ClientBase): Promise<SessionKey> 
   }
 }
 
-/** SQL that installs an envelope for the rest of the session (`local=false`) or the transaction (`local=true`). */
-export function installClaimsSql(envelope: string, local: boolean): string {
-  if (!/^v1\.\d+\.[A-Za-z0-9_-]*\.[A-Za-z0-9_-]+$/.test(envelope)) {
-    throw new PgAuthorizeError('ERR_INTERNAL', 'refusing to install a malformed claims envelope')
-  }
-  return `select pg_catalog.set_config('${SESSION_SETTING}', '${envelope}', ${local ? 'true' : 'false'})`
-}
-
 /**
- * SQL that installs the envelope given as parameter `$1`. The gateways use this form, never
- * {@link installClaimsSql}: a statement's text is visible in `pg_stat_activity.query` to every session of
- * the same role, so an envelope written into SQL text could be read by another user's session and replayed
- * there with `set_config` (it carries a valid MAC). Bind parameters are not shown there.
+ * SQL that installs the envelope given as parameter `$1`, for the rest of the session (`local=false`) or
+ * the transaction (`local=true`). Always a bind parameter, never SQL text: a statement's text is visible in
+ * `pg_stat_activity.query` to every session of the same role, so an envelope written into SQL text could
+ * be read by another user's session and replayed there with `set_config` (it carries a valid MAC).
  */
 export function installClaimsParamSql(local: boolean): string {
   return `select pg_catalog.set_config('${SESSION_SETTING}', $1, ${local ? 'true' : 'false'})`
@@ -134,7 +125,8 @@ export async function withClaims<T>(
   options: SealOptions = {},
 ): Promise<T> {
   const envelope = sealClaims(key, claims, options)
-  await client.query(`BEGIN; ${installClaimsSql(envelope, true)}`)
+  await client.query('BEGIN')
+  await client.query(installClaimsParamSql(true), [envelope])
   try {
     const result = await fn(client)
     await client.query('COMMIT')

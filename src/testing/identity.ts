@@ -9,7 +9,7 @@ import type pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import type { DatabaseContext } from '../database/context.js'
 import { listProviders, withOwner } from '../database/providers.js'
-import { installClaimsSql, sealClaims, SESSION_SETTING, type Claims } from '../database/session.js'
+import { installClaimsParamSql, sealClaims, type Claims } from '../database/session.js'
 import type { ProviderConfig } from '../verify/types.js'
 import { verify } from '../verify/verifier.js'
 
@@ -19,12 +19,13 @@ export interface Identity {
   claims: Claims | null
 }
 
-/** SQL that installs `claims` (or removes any identity) for the rest of the current transaction. */
-export function identitySql(ctx: DatabaseContext, claims: Claims | null): string {
+/**
+ * Installs `claims` (or removes any identity) for the rest of the current transaction. The sealed claims
+ * go as a bind parameter: SQL text is visible to other sessions of the role in pg_stat_activity.
+ */
+export async function installIdentity(client: pg.ClientBase, ctx: DatabaseContext, claims: Claims | null): Promise<void> {
   // An empty setting is "no identity": auth.session() returns JSON null.
-  return claims === null
-    ? `select pg_catalog.set_config('${SESSION_SETTING}', '', true)`
-    : installClaimsSql(sealClaims(ctx.sessionKey, claims), true)
+  await client.query(installClaimsParamSql(true), [claims === null ? '' : sealClaims(ctx.sessionKey, claims)])
 }
 
 /** Checks `role` is a restricted role of the database, with a helpful error. */

@@ -25,7 +25,7 @@ import { connectOwner, quoteIdent } from '../database/connect.js'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
 import type { Claims } from '../database/session.js'
 import { alignedTable, markdownTable } from './format.js'
-import { checkRole, identitySql, rollbackQuietly, sqlError } from './identity.js'
+import { checkRole, installIdentity, rollbackQuietly, sqlError } from './identity.js'
 
 export const OPERATIONS = ['SELECT', 'INSERT', 'UPDATE', 'DELETE'] as const
 export type Operation = (typeof OPERATIONS)[number]
@@ -244,7 +244,8 @@ export async function policyMatrix(ownerUrl: string, identities: readonly Matrix
     client.on('error', () => {})
     await client.connect()
     try {
-      await client.query(`BEGIN; ${identitySql(ctx, id.claims)}`)
+      await client.query('BEGIN')
+      await installIdentity(client, ctx, id.claims)
       // A temporary sequence needs the TEMP privilege (PUBLIC has it by default); without it, counts are plain row counts.
       let counter = true
       try {

@@ -21,7 +21,7 @@ import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
 import type { Claims } from '../database/session.js'
-import { checkRole, identitySql, rollbackQuietly, sqlError } from './identity.js'
+import { checkRole, installIdentity, rollbackQuietly, sqlError } from './identity.js'
 
 export interface PolicyTesterOptions {
   /** The owner connection string (it reads the sealing key and the roles' credentials; queries never run on it). */
@@ -206,7 +206,8 @@ export async function policyTester(urlOrOptions: string | PolicyTesterOptions): 
       const client = await pool(role).connect()
       let broken = false
       try {
-        await client.query(`BEGIN; ${identitySql(ctx, claims)}`)
+        await client.query('BEGIN')
+        await installIdentity(client, ctx, claims)
         return await client.query(sql, params as unknown[])
       } catch (err) {
         broken = sqlError(err) === undefined
@@ -228,7 +229,8 @@ export async function policyTester(urlOrOptions: string | PolicyTesterOptions): 
       let n = 0
       const run: Runner = async (claims, sql, params) => {
         const sp = `pga_test_${++n}`
-        await client.query(`SAVEPOINT ${sp}; ${identitySql(ctx, claims)}`)
+        await client.query(`SAVEPOINT ${sp}`)
+        await installIdentity(client, ctx, claims)
         try {
           const r = await client.query(sql, params as unknown[])
           await client.query(`RELEASE SAVEPOINT ${sp}`)

@@ -7,7 +7,7 @@
 import pg from 'pg'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
 import type { Claims } from '../database/session.js'
-import { checkRole, identitySql, rollbackQuietly, sqlError } from './identity.js'
+import { checkRole, installIdentity, rollbackQuietly, sqlError } from './identity.js'
 
 /** The outcome of one statement. */
 export interface StatementResult {
@@ -54,8 +54,10 @@ export async function openAsSession(ownerUrl: string, options: AsSessionOptions,
     async run(sql) {
       // The transaction's id, fetched again at the end: if it changed (or is gone), the script ran
       // COMMIT or ROLLBACK itself, and we must not claim we rolled its writes back.
-      const begin = await client.query<{ x: string }>(`BEGIN; ${identitySql(context, options.claims)}; select pg_catalog.pg_current_xact_id()::text as x`)
-      const xid = (begin as unknown as pg.QueryResult<{ x: string }>[]).at(-1)!.rows[0]!.x
+      await client.query('BEGIN')
+      await installIdentity(client, context, options.claims)
+      const begin = await client.query<{ x: string }>('select pg_catalog.pg_current_xact_id()::text as x')
+      const xid = begin.rows[0]!.x
       const out: ScriptResult = { results: [], ending: 'rolled back' }
       try {
         const r = (await client.query({ text: sql, ...(types ? { types } : {}) })) as pg.QueryResult | pg.QueryResult[]

@@ -8,7 +8,7 @@ import { createHmac, randomBytes } from 'node:crypto'
 import { SignJWT } from 'jose'
 import pg from 'pg'
 import { setup } from '../../src/database/setup.js'
-import { sealClaims, installClaimsSql, RESET_SESSION_SQL } from '../../src/database/session.js'
+import { sealClaims, installClaimsParamSql, RESET_SESSION_SQL } from '../../src/database/session.js'
 import { DEMO_USERS, demoClaims, loadDemo } from '../../src/dev/demo.js'
 import type { DatabaseContext } from '../../src/database/context.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
@@ -240,7 +240,7 @@ test('expiry is checked on every read: claims sealed to expire in one second sto
   const c = await roleClient(ctx)
   try {
     const exp = Math.floor(Date.now() / 1000) + 2
-    await c.query(installClaimsSql(sealClaims(ctx.sessionKey, demoClaims(alice), { expiresAt: exp }), false))
+    await c.query(installClaimsParamSql(false), [sealClaims(ctx.sessionKey, demoClaims(alice), { expiresAt: exp })])
     assert.deepEqual(await usersSeen(c), [alice.sub])
     await new Promise((r) => setTimeout(r, (exp + 1) * 1000 - Date.now()))
     assert.equal(await usersSeen(c), '28000')

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { installClaimsSql, openDatabaseContext, sealClaims, setup, type DatabaseContext } from '../../src/database/index.js'
+import { installClaimsParamSql, openDatabaseContext, sealClaims, setup, type DatabaseContext } from '../../src/database/index.js'
 import { GatewayPools, type Lease } from '../../src/gateway/pool.js'
 import { createSqlHttpHandler } from '../../src/gateway/http/handler.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
@@ -60,7 +60,7 @@ test('the reset clears every piece of session state before the next lease', asyn
   await a.client.query(`set statement_timeout = 1234`)
   await a.client.query(`select pg_advisory_lock(4242)`)
   await a.client.query(`listen leak_channel`)
-  await a.client.query(installClaimsSql(envelope, false))
+  await a.client.query(installClaimsParamSql(false), [envelope])
   await a.client.query(`declare leak_cursor cursor with hold for select 1`)
   assert.equal((await a.client.query('select auth.user_id() as u')).rows[0].u, 'alice')
   a.release()

@@ -1,7 +1,7 @@
 /** Connections logged in as a restricted role, as the gateway opens them. */
 import pg from 'pg'
 import { openDatabaseContext, type DatabaseContext } from '../../src/database/context.js'
-import { installClaimsSql, sealClaims, type Claims } from '../../src/database/session.js'
+import { installClaimsParamSql, sealClaims, type Claims } from '../../src/database/session.js'
 
 export async function roleClient(ctx: DatabaseContext, role = 'authenticated'): Promise<pg.Client> {
   const c = new pg.Client(ctx.roleConnectionConfig(role))
@@ -12,7 +12,7 @@ export async function roleClient(ctx: DatabaseContext, role = 'authenticated'): 
 /** A restricted-role connection with `claims` installed for the session (null: no identity). */
 export async function clientWithClaims(ctx: DatabaseContext, claims: Claims | null, role = 'authenticated'): Promise<pg.Client> {
   const c = await roleClient(ctx, role)
-  if (claims) await c.query(installClaimsSql(sealClaims(ctx.sessionKey, claims), false))
+  if (claims) await c.query(installClaimsParamSql(false), [sealClaims(ctx.sessionKey, claims)])
   return c
 }
 
