@@ -59,7 +59,7 @@ export const SETTINGS: readonly Setting[] = [
   s('tokenCacheTtl', 'int', 60_000, 'most ms a verified token stays cached (never past its exp)', { min: 0, max: 86_400_000 }),
   s('console', 'bool', false, 'serve the web console at /console'),
   s('consoleToken', 'string', undefined, 'admin token for the console (default: a random one, printed at start)', { secret: true }),
-  s('metricsPort', 'port', undefined, 'serve /metrics on this separate port (loopback) instead of the HTTP port'),
+  s('metricsPort', 'port', undefined, 'serve /metrics on this separate port (bound like host) instead of the HTTP port'),
   s('metricsToken', 'string', undefined, 'bearer token required for /metrics on the HTTP port', { secret: true }),
   s('logLevel', 'level', 'info', 'log level: fatal, error, warn, info, debug, trace or silent'),
   s('audit', 'bool', false, 'write an audit record for each verified identity to the log'),
