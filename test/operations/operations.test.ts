@@ -17,6 +17,7 @@ import { serveJwks, type JwksServer } from '../../src/jwks/serve.js'
 import { signToken } from '../../src/tokens/sign.js'
 import { startGateway } from '../../src/gateway/gateway.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import { ATTACK_TOKENS, goodClaims } from '../security/attack-tokens.js'
 import { startCli } from '../helpers/cli.js'
 
 const [alice, bob] = DEMO_USERS as [(typeof DEMO_USERS)[0], (typeof DEMO_USERS)[0]]
@@ -152,7 +153,7 @@ test('/metrics on a separate port, /health and /ready', async () => {
   }
 })
 
-test('logs are JSON with request ids, and hold no token, key, password or query parameter after attacks', async () => {
+test('logs are JSON with request ids, and hold no token, key, password or query parameter after the attack corpus', async () => {
   const gw = await serve(['--audit', '--audit-table'])
   const secrets: string[] = []
   try {
@@ -177,6 +178,26 @@ test('logs are JSON with request ids, and hold no token, key, password or query 
       await c.end().catch(() => {})
     }
     await fetch(`${gw.base}/metrics`, { headers: { authorization: `Bearer ${METRICS_TOKEN}` } })
+    // The security suite's whole attack corpus, over HTTP and the wire protocol.
+    const ctx = {
+      keys: {
+        rs: await generateSigningKey({ alg: 'RS256' }),
+        es: await generateSigningKey({ alg: 'ES256' }),
+        ed: await generateSigningKey({ alg: 'EdDSA' }),
+      },
+      valid: '',
+    }
+    ctx.valid = await signToken({ privateJwk: ctx.keys.rs.privateJwk, claims: goodClaims(), expiresIn: '5m' })
+    for (const attack of ATTACK_TOKENS) {
+      const t = attack.make(ctx)
+      if (t.length >= 20) secrets.push(t)
+      const sig = t.split('.')[2] ?? ''
+      if (sig.length >= 20) secrets.push(sig)
+      await sqlOver(gw.base, t, 'select 1').catch(() => {})
+      const c = new pg.Client({ host: '127.0.0.1', port: gw.pgPort, user: 'authenticated', database: db.database, password: t })
+      await c.connect().catch(() => {})
+      await c.end().catch(() => {})
+    }
     // The database's own secrets.
     const rows = await withOwner(db.url, async (c) => {
       const creds = await c.query<{ password: string }>('select password from pgauthorize.role_credentials')
