@@ -7,6 +7,7 @@
 import { createHash } from 'node:crypto'
 import { PgAuthorizeError, isPgAuthorizeError, type ErrorCode } from '../errors.js'
 import { csrfMatches, type AdminSession } from './session.js'
+import { readCapped } from '../lib/body.js'
 
 /** The hash of an inline `<style>` block, for the CSP (the login page styles itself before any session). */
 export function styleHash(css: string): string {
@@ -85,23 +86,8 @@ export function checkCsrf(req: Request, session: AdminSession, formToken?: strin
 
 /** Reads a body up to `max` bytes, enforced while reading. */
 export async function readBody(req: Request, max: number): Promise<string> {
-  const declared = Number(req.headers.get('content-length'))
-  if (Number.isFinite(declared) && declared > max) throw fail('ERR_REQUEST_TOO_LARGE', `request body larger than ${max} bytes`)
-  if (!req.body) return ''
-  const reader = req.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > max) {
-      await reader.cancel().catch(() => {})
-      throw fail('ERR_REQUEST_TOO_LARGE', `request body larger than ${max} bytes`)
-    }
-    chunks.push(value)
-  }
-  return Buffer.concat(chunks).toString('utf8')
+  const bytes = await readCapped(req, max, () => fail('ERR_REQUEST_TOO_LARGE', `request body larger than ${max} bytes`))
+  return new TextDecoder().decode(bytes)
 }
 
 /** A JSON object body (API calls must say `application/json`, which a plain HTML form cannot send). */

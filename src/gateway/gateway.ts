@@ -13,7 +13,6 @@
  * @module
  */
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { Databases, type DatabasesOptions } from './databases.js'
 import { GatewayPools } from './pool.js'
 import { createSqlHttpHandler } from './http/handler.js'
@@ -25,6 +24,7 @@ import { AuditTrail } from '../observability/audit.js'
 import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
 import { Observer } from './observe.js'
+import { listen, urlHost } from '../lib/listen.js'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -215,14 +215,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
 
   const server = http.createServer(createNodeListener(handler))
   wire.attachWebSocket(server)
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 4444, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (server.address() as AddressInfo).port
+  const { port } = await listen(server, options.port ?? 4444, host)
   let pgPort: number | undefined
   if (options.pgPort !== false) {
     try {
@@ -232,8 +225,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       throw err
     }
   }
-  const urlHost = host.includes(':') ? `[${host}]` : host
-  listening = { url: `http://${urlHost}:${port}`, port, pgPort }
+  const hostInUrl = urlHost(host)
+  listening = { url: `http://${hostInUrl}:${port}`, port, pgPort }
   let metricsServer: http.Server | undefined
   let metricsUrl: string | undefined
   if (options.metrics?.port !== undefined) {
@@ -247,25 +240,22 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         () => res.writeHead(500).end(),
       )
     })
-    await new Promise<void>((resolve, reject) => {
-      ms.once('error', reject)
-      ms.listen(options.metrics!.port, host, () => resolve())
-    })
+    const { port: metricsPort } = await listen(ms, options.metrics.port, host)
     metricsServer = ms
-    metricsUrl = `http://${urlHost}:${(ms.address() as AddressInfo).port}/metrics`
+    metricsUrl = `http://${hostInUrl}:${metricsPort}/metrics`
   }
   logger.info({ http: listening.url, pgPort, metrics: metricsUrl }, 'gateway listening')
 
   let closing: Promise<void> | undefined
   return {
-    url: `http://${urlHost}:${port}`,
+    url: `http://${hostInUrl}:${port}`,
     port,
     pgPort,
     host,
     databases,
     pools: pools!,
     wire: wire!,
-    console: consoleToken === undefined ? undefined : { url: `http://${urlHost}:${port}/console`, adminToken: consoleToken },
+    console: consoleToken === undefined ? undefined : { url: `http://${hostInUrl}:${port}/console`, adminToken: consoleToken },
     metrics,
     metricsUrl,
     inFlight: () => inFlight,

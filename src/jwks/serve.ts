@@ -10,11 +10,11 @@
  */
 import { createServer, type Server } from 'node:http'
 import { stat } from 'node:fs/promises'
-import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { getRequestListener } from '@hono/node-server'
 import { KEYSET_FILE, PUBLIC_KEY_FILE, publishedJwks, type PublicJwks } from '../keys/keydir.js'
 import { createJwksHandler, JWKS_PATH } from './handler.js'
+import { listen, urlHost } from '../lib/listen.js'
 
 export interface ServeJwksOptions {
   /** The key directory to publish. */
@@ -68,15 +68,8 @@ export async function serveJwks(options: ServeJwksOptions): Promise<JwksServer> 
   const handler = createJwksHandler({ keys: source, maxAge: options.maxAge })
   const server = createServer(getRequestListener(handler, { overrideGlobalObjects: false }))
   const host = options.host ?? '127.0.0.1'
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 8787, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (server.address() as AddressInfo).port
-  const shownHost = host.includes(':') ? `[${host}]` : host
+  const { port } = await listen(server, options.port ?? 8787, host)
+  const shownHost = urlHost(host)
   return {
     url: `http://${shownHost}:${port}${JWKS_PATH}`,
     port,

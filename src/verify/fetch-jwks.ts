@@ -6,6 +6,7 @@
  * @module
  */
 import { PgAuthorizeError } from '../errors.js'
+import { readCapped } from '../lib/body.js'
 
 export interface FetchJwksOptions {
   fetch: typeof fetch
@@ -19,33 +20,9 @@ function failed(provider: string, why: string, cause?: unknown): PgAuthorizeErro
   return new PgAuthorizeError('ERR_JWKS_FETCH_FAILED', `fetching the JWKS of provider '${provider}' failed: ${why}`, { cause })
 }
 
-async function readCapped(res: Response, maxBytes: number, provider: string): Promise<string> {
-  const declared = Number(res.headers.get('content-length'))
-  if (Number.isFinite(declared) && declared > maxBytes) {
-    await res.body?.cancel().catch(() => {})
-    throw failed(provider, `response larger than ${maxBytes} bytes`)
-  }
-  if (!res.body) return ''
-  const reader = res.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > maxBytes) {
-      await reader.cancel().catch(() => {})
-      throw failed(provider, `response larger than ${maxBytes} bytes`)
-    }
-    chunks.push(value)
-  }
-  const all = new Uint8Array(total)
-  let offset = 0
-  for (const c of chunks) {
-    all.set(c, offset)
-    offset += c.byteLength
-  }
-  return new TextDecoder().decode(all)
+async function readText(res: Response, maxBytes: number, provider: string): Promise<string> {
+  const bytes = await readCapped(res, maxBytes, () => failed(provider, `response larger than ${maxBytes} bytes`))
+  return new TextDecoder().decode(bytes)
 }
 
 /** Fetches and parses a JWKS document (the key filtering happens in the key set). */
@@ -72,7 +49,7 @@ export async function fetchJwks(url: string, options: FetchJwksOptions): Promise
       throw failed(options.provider, why)
     }
     try {
-      text = await readCapped(res, options.maxBytes, options.provider)
+      text = await readText(res, options.maxBytes, options.provider)
     } catch (err) {
       if (err instanceof PgAuthorizeError) throw err
       throw failed(options.provider, controller.signal.aborted ? `timed out after ${options.timeoutMs} ms` : 'reading the response failed', err)

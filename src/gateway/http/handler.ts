@@ -25,6 +25,7 @@
  */
 import pg from 'pg'
 import { statementKind } from '../../observability/audit.js'
+import { readCapped } from '../../lib/body.js'
 import { ERROR_TABLE, PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
 import { installClaimsParamSql } from '../../database/session.js'
 import type { GatewayPools, Lease } from '../pool.js'
@@ -170,32 +171,8 @@ function pathOf(url: string): string {
   return url.slice(start, end)
 }
 
-async function readBody(req: Request, max: number): Promise<Uint8Array> {
-  const declared = req.headers.get('content-length')
-  if (declared !== null && Number(declared) > max) throw tooLarge(max)
-  if (req.body === null) return new Uint8Array(0)
-  const reader = req.body.getReader()
-  const chunks: Uint8Array[] = []
-  let total = 0
-  for (;;) {
-    const { done, value } = await reader.read()
-    if (done) break
-    total += value.byteLength
-    if (total > max) {
-      // Stop reading: the rest of an oversized body is never buffered.
-      reader.cancel().catch(() => {})
-      throw tooLarge(max)
-    }
-    chunks.push(value)
-  }
-  if (chunks.length === 1) return chunks[0]!
-  const out = new Uint8Array(total)
-  let at = 0
-  for (const c of chunks) {
-    out.set(c, at)
-    at += c.byteLength
-  }
-  return out
+function readBody(req: Request, max: number): Promise<Uint8Array> {
+  return readCapped(req, max, () => tooLarge(max))
 }
 
 function tooLarge(max: number): PgAuthorizeError {

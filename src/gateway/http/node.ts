@@ -15,8 +15,8 @@
  * @module
  */
 import http from 'node:http'
-import type { AddressInfo } from 'node:net'
 import { getRequestListener } from '@hono/node-server'
+import { listen, urlHost } from '../../lib/listen.js'
 
 export type FetchHandler = (req: Request) => Promise<Response> | Response
 
@@ -48,20 +48,12 @@ export interface HttpServerHandle {
 export async function serveHttp(handler: FetchHandler, options: ServeHttpOptions = {}): Promise<HttpServerHandle> {
   const host = options.host ?? '127.0.0.1'
   const server = http.createServer(createNodeListener(handler))
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject)
-    server.listen(options.port ?? 4444, host, () => {
-      server.off('error', reject)
-      resolve()
-    })
-  })
-  const port = (server.address() as AddressInfo).port
-  const urlHost = host.includes(':') ? `[${host}]` : host
+  const { port } = await listen(server, options.port ?? 4444, host)
   return {
     server,
     port,
     host,
-    url: `http://${urlHost}:${port}`,
+    url: `http://${urlHost(host)}:${port}`,
     close: () =>
       new Promise<void>((resolve, reject) => {
         server.close((err) => (err ? reject(err) : resolve()))
