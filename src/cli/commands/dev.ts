@@ -23,7 +23,8 @@ Options:
   --postgres-port PORT  embedded Postgres port (default 55432)
   --database NAME       database to create and serve (default neondb)
   --no-demo             do not load the demo schema
-  --allow-anonymous     run requests without a token as anonymous`
+  --allow-anonymous     run requests without a token as anonymous
+  --no-console          do not serve the web console (on by default in dev)`
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
@@ -40,6 +41,7 @@ export const devCommand: Command = {
       database: { type: 'string' },
       'no-demo': { type: 'boolean' },
       'allow-anonymous': { type: 'boolean' },
+      'no-console': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     })
     if (values.help) {
@@ -56,6 +58,7 @@ export const devCommand: Command = {
       ...(values.database ? { database: values.database } : {}),
       demo: !values['no-demo'],
       allowAnonymous: values['allow-anonymous'] ?? false,
+      ...(values['no-console'] ? { console: false as const } : {}),
       log: (line) => io.stdout(line),
     })
     const out = (s = '') => io.stdout(s)
