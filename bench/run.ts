@@ -47,6 +47,7 @@ const write = values['no-write'] ? false : values.write ?? (!quick && only.lengt
 
 const started = Date.now()
 const figures: Figure[] = []
+const failed: string[] = []
 const needsDist = only.includes('memory') || only.includes('dev')
 if (needsDist) {
   console.log('building dist/ (the CLI children run the compiled code, as installed)')
@@ -73,7 +74,13 @@ try {
     if (!only.includes(name)) continue
     console.log(`== ${name}`)
     const t = Date.now()
-    figures.push(...(await benches[name]()))
+    try {
+      figures.push(...(await benches[name]()))
+    } catch (err) {
+      // One broken figure must not lose the others: report it as failed and go on.
+      console.log(`   ${name} failed: ${err instanceof Error ? err.message : String(err)}`)
+      failed.push(name)
+    }
     console.log(`   (${((Date.now() - t) / 1000).toFixed(0)} s)`)
   }
 } finally {
@@ -111,6 +118,7 @@ const block = [
   table,
   '',
   ...notes,
+  ...failed.map((n) => `- **${n} did not complete** (see the console output of the run).`),
 ].join('\n')
 
 console.log('\n' + table + '\n')
@@ -128,4 +136,5 @@ if (write) {
   writeFileSync(file, doc.slice(0, a + START.length) + '\n' + block + '\n' + doc.slice(b))
   console.log(`wrote ${path.relative(process.cwd(), file)}`)
 }
-process.exit(figures.some((f) => f.pass === false) ? 0 : 0)
+// Goals not met are results, not errors; a benchmark that could not run is an error.
+process.exit(failed.length ? 1 : 0)
