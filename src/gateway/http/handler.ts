@@ -27,7 +27,7 @@ import pg from 'pg'
 import { statementKind } from '../../observability/audit.js'
 import { readCapped } from '../../lib/body.js'
 import { ERROR_TABLE, PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
-import { installClaimsParamSql } from '../../database/session.js'
+import { SESSION_SETTING, installClaimsParamSql } from '../../database/session.js'
 import type { GatewayPools, Lease } from '../pool.js'
 import { parseConnectionString } from './connection-string.js'
 import { Pipeline, StepError, type Step } from './execute.js'
@@ -100,6 +100,8 @@ const ISOLATION: Readonly<Record<string, string>> = {
 }
 
 const APP_NAME_SQL = `select pg_catalog.set_config('application_name', $1, true)`
+/** Claims and application_name in one statement: one Parse/Bind/Execute less per request. */
+const CLAIMS_AND_APP_NAME_SQL = `select pg_catalog.set_config('${SESSION_SETTING}', $1, true), pg_catalog.set_config('application_name', $2, true)`
 const MAX_PARAMS = 65535 // the Bind message counts parameters in an int16
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'access-control-allow-origin': '*' } as const
@@ -300,9 +302,14 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
       if (readOnly) extraHeaders['neon-batch-read-only'] = 'true'
       if (deferrable) extraHeaders['neon-batch-deferrable'] = 'true'
     }
-    // As a bind parameter: SQL text shows in pg_stat_activity to other sessions of the role (replayable).
-    if (identity.envelope !== null) own(installClaimsParamSql(true), [identity.envelope])
-    if (conn.applicationName !== undefined) own(APP_NAME_SQL, [conn.applicationName])
+    // As bind parameters: SQL text shows in pg_stat_activity to other sessions of the role (replayable).
+    if (identity.envelope !== null && conn.applicationName !== undefined) {
+      own(CLAIMS_AND_APP_NAME_SQL, [identity.envelope, conn.applicationName])
+    } else if (identity.envelope !== null) {
+      own(installClaimsParamSql(true), [identity.envelope])
+    } else if (conn.applicationName !== undefined) {
+      own(APP_NAME_SQL, [conn.applicationName])
+    }
     const firstUser = steps.length
     for (const q of queries) {
       steps.push({ text: q.text, values: q.values, capture: true, arrayMode: q.arrayMode ?? arrayModeDefault, rawText })
