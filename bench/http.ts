@@ -8,6 +8,8 @@
  * @module
  */
 import { spawn } from 'node:child_process'
+import http from 'node:http'
+import { listen } from '../src/lib/listen.js'
 import path from 'node:path'
 import { startGateway } from '../src/gateway/gateway.js'
 import { openDatabaseContext } from '../src/database/context.js'
@@ -66,13 +68,39 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
       // A long-lived seal (the whole run); the gateway seals per request, which is part of its cost.
       envelope: sealClaims(ctx.sessionKey, demoClaims(DEMO_USERS[0]!), { maxTtlSeconds: 3600 }),
     }
+    // The client's own ceiling: the same neon client against a server that does no work at all (it returns
+    // the gateway's own response body for this query), so the doc can say how much of the gap is the client
+    // and the HTTP hop rather than the gateway.
+    const canned = await (await fetch(`${gw.url}/sql`, {
+      method: 'POST',
+      headers: {
+        'neon-connection-string': viaGateway.connectionString,
+        authorization: `Bearer ${stack.token}`,
+        'neon-array-mode': 'true',
+        'neon-raw-text-output': 'true',
+      },
+      body: JSON.stringify({ query: QUERY, params: common.params }),
+    })).text()
+    const noop = http.createServer((req, res) => {
+      req.resume()
+      req.on('end', () => res.writeHead(200, { 'content-type': 'application/json' }).end(canned))
+    })
+    const noopPort = (await listen(noop, 0, '127.0.0.1')).port
+    const viaNoop = { ...viaGateway, endpoint: `http://127.0.0.1:${noopPort}/sql` }
     const g: LoadResult[] = []
     const d: LoadResult[] = []
-    for (let r = 0; r < o.runs; r++) {
-      d.push(await loadChild(direct))
-      g.push(await loadChild(viaGateway))
-      o.log(`  run ${r + 1}: direct ${fmt(d.at(-1)!.rps)} req/s p50 ${d.at(-1)!.p50.toFixed(2)} ms; gateway ${fmt(g.at(-1)!.rps)} req/s p50 ${g.at(-1)!.p50.toFixed(2)} ms`)
+    const n: LoadResult[] = []
+    try {
+      for (let r = 0; r < o.runs; r++) {
+        d.push(await loadChild(direct))
+        g.push(await loadChild(viaGateway))
+        n.push(await loadChild(viaNoop))
+        o.log(`  run ${r + 1}: direct ${fmt(d.at(-1)!.rps)} req/s p50 ${d.at(-1)!.p50.toFixed(2)} ms; gateway ${fmt(g.at(-1)!.rps)} req/s p50 ${g.at(-1)!.p50.toFixed(2)} ms; no-op server ${fmt(n.at(-1)!.rps)} req/s`)
+      }
+    } finally {
+      noop.close()
     }
+    const ceiling = median(n.map((x) => x.rps))
     if ([...g, ...d].some((x) => x.errors > 0)) throw new Error('requests failed during the HTTP benchmark')
     const ratios = g.map((x, i) => x.rps / d[i]!.rps)
     const added = g.map((x, i) => x.p50 - d[i]!.p50)
@@ -89,6 +117,7 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
         goal: '≥ 0.5x direct',
         pass: ratio >= 0.5,
         noise: noise(ratios),
+        note: `the same client against a no-op HTTP server (the ceiling of client + HTTP hop on this machine): ${fmt(ceiling)} req/s = ${(ceiling / median(d.map((x) => x.rps))).toFixed(2)}x direct; the gateway reaches ${((median(g.map((x) => x.rps)) / ceiling) * 100).toFixed(0)}% of that ceiling`,
       },
       {
         id: 'b',
