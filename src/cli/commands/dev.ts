@@ -90,6 +90,9 @@ export const devCommand: Command = {
       out(`Or with psql (the JWT is the password):`)
       out(`  PGPASSWORD=${shellQuote(first.token)} psql ${shellQuote(stack.authenticatedUrl)} -c 'select * from users'`)
     }
-    return runUntilSignal(() => stack.close(), { onSignal: (s) => io.stderr(`${s}: stopping`) })
+    return runUntilSignal(() => stack.close(), {
+      reload: () => stack.gateway.reload(),
+      onSignal: (s) => io.stderr(`${s}: stopping`),
+    })
   },
 }
