@@ -16,7 +16,7 @@ import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import { applyMigrations, installedVersion } from './migrations.js'
 import { newSessionKey } from './session.js'
-import { connectOwner, quoteIdent, quoteLiteral, withUser } from './connect.js'
+import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
 
 /** The roles every setup creates. */
 export const DEFAULT_ROLES = ['authenticated', 'anonymous'] as const
@@ -115,7 +115,49 @@ interface RoleRow {
   member_of: string[] | null
 }
 
+/**
+ * Roles are cluster-wide, but each database keeps its own copy of their passwords. When a role already
+ * exists and this database holds no password for it, look for the password another database of the
+ * cluster set up by pg-authorize holds (reachable with the same owner credentials), and keep it if it
+ * logs in: setting a new one would lock out the gateways of those other databases.
+ */
+async function sharedPassword(ownerUrl: string, client: pg.ClientBase, role: string): Promise<string | undefined> {
+  const dbs = await client.query<{ datname: string }>(
+    `select datname from pg_database where datallowconn and datname <> current_database() order by datname limit 100`,
+  )
+  for (const { datname } of dbs.rows) {
+    const other = new pg.Client({ connectionString: withDatabase(ownerUrl, datname), connectionTimeoutMillis: 3000 })
+    other.on('error', () => {})
+    let candidate: string | undefined
+    try {
+      await other.connect()
+      const t = await other.query(`select to_regclass('pgauthorize.role_credentials') as t`)
+      if (t.rows[0]?.t) {
+        const r = await other.query<{ password: string }>('select password from pgauthorize.role_credentials where role = $1', [role])
+        candidate = r.rows[0]?.password
+      }
+    } catch {
+      // Not ours to read (no CONNECT, another owner): look elsewhere.
+    } finally {
+      await other.end().catch(() => {})
+    }
+    if (candidate === undefined) continue
+    const login = new pg.Client({ connectionString: withUser(ownerUrl, role, candidate), connectionTimeoutMillis: 3000 })
+    login.on('error', () => {})
+    try {
+      await login.connect()
+      return candidate
+    } catch {
+      // Stale copy: keep looking.
+    } finally {
+      await login.end().catch(() => {})
+    }
+  }
+  return undefined
+}
+
 async function ensureRole(
+  ownerUrl: string,
   client: pg.ClientBase,
   role: string,
   result: SetupResult,
@@ -132,7 +174,7 @@ async function ensureRole(
     'select password from pgauthorize.role_credentials where role = $1',
     [role],
   )
-  let password = stored.rows[0]?.password
+  let password: string | undefined = stored.rows[0]?.password
   const attrs = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS'
   if (existing.rows.length === 0) {
     password ??= randomBytes(24).toString('base64url')
@@ -158,9 +200,10 @@ async function ensureRole(
     if (r.rolcreaterole || r.rolcreatedb || !r.rolcanlogin || r.rolinherit) {
       await client.query(`alter role ${quoteIdent(role)} ${attrs}`)
     }
+    password ??= await sharedPassword(ownerUrl, client, role)
     if (password === undefined) {
-      // The role exists (made by hand, or by setup in another database of this cluster) but this database
-      // holds no password for it: set a new one. Gateways of other databases must re-run setup.
+      // The role exists (made by hand, or by setup in a database we cannot read) but no password for it
+      // could be found: set a new one. Gateways of other databases using it must re-run setup.
       password = randomBytes(24).toString('base64url')
       await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
       result.passwordsSet.push(role)
@@ -241,7 +284,7 @@ export async function setup(ownerUrl: string, options: SetupOptions = {}): Promi
         'insert into pgauthorize.secret (id, key, ipad, opad) values (1, $1, $2, $3) on conflict (id) do nothing',
         [key, ipad, opad],
       )
-      for (const role of roles) await ensureRole(client, role, result)
+      for (const role of roles) await ensureRole(ownerUrl, client, role, result)
       const all = await client.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')
       result.roles = all.rows.map((r) => r.role)
       await grant(client, result.roles, schemas, options.grants !== false)

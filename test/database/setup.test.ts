@@ -167,3 +167,19 @@ test('the CLI: setup prints both connection strings without the owner password; 
   const un = await runCli(['setup', '--uninstall', '--database-url', url])
   assert.equal(un.code, 0, un.stderr)
 })
+
+test('a second database on the same server reuses the shared roles\' password instead of locking out the first', async () => {
+  const first = await freshDatabase('setup_shared_a')
+  const second = await freshDatabase('setup_shared_b')
+  await setup(first)
+  const ctxA = await openDatabaseContext(first)
+  const r = await setup(second)
+  assert.deepEqual(r.passwordsSet, [], 'the second setup set a new password')
+  // Both databases' gateways can still log in as the roles.
+  for (const url of [first, second]) {
+    const ctx = url === first ? ctxA : await openDatabaseContext(url)
+    const c = await roleClient(ctx)
+    assert.equal((await c.query('select current_user as u')).rows[0].u, 'authenticated')
+    await c.end()
+  }
+})
