@@ -12,6 +12,7 @@
  *
  * @module
  */
+import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import { Databases, type DatabasesOptions } from './databases.js'
 import { GatewayPools } from './pool.js'
@@ -95,6 +96,12 @@ export interface Gateway {
   close(): Promise<void>
 }
 
+/** Compares a presented credential with the expected one in time independent of where they differ. */
+function sameSecret(presented: string, expected: string): boolean {
+  const digest = (v: string) => createHash('sha256').update(v).digest()
+  return timingSafeEqual(digest(presented), digest(expected))
+}
+
 /** Starts the gateway's listeners. Verifies the default database is set up before listening. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1'
@@ -152,14 +159,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   })
   const metricsResponse = async () =>
     new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } })
+  let readiness: { at: number; result: ReturnType<Databases['readiness']> } | undefined
   const ops = async (req: Request): Promise<Response | undefined> => {
     const path = new URL(req.url).pathname
     if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
-      const r = draining ? { ready: false, database: false, providers: false, shuttingDown: true } : await databases.readiness()
+      // Cached for a second: a load balancer polling /ready must not open an owner connection per probe.
+      if (!readiness || readiness.at < Date.now() - 1000) readiness = { at: Date.now(), result: databases.readiness() }
+      const r = draining ? { ready: false, database: false, providers: false, shuttingDown: true } : await readiness.result
       return Response.json({ status: r.ready ? 'ready' : 'not ready', ...r }, { status: r.ready ? 200 : 503 })
     }
     if (path === '/metrics' && options.metrics?.token) {
-      if (req.headers.get('authorization') !== `Bearer ${options.metrics.token}`) {
+      if (!sameSecret(req.headers.get('authorization') ?? '', `Bearer ${options.metrics.token}`)) {
         return Response.json({ message: 'a valid metrics token is required', code: '28000' }, { status: 401, headers: { 'www-authenticate': 'Bearer' } })
       }
       return metricsResponse()
