@@ -16,8 +16,8 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import { Databases, type DatabasesOptions } from './databases.js'
 import { GatewayPools } from './pool.js'
-import { createSqlHttpHandler } from './http/handler.js'
-import { createNodeListener, type FetchHandler } from './http/node.js'
+import { createSqlCore, webRequest } from './http/handler.js'
+import { createNodeListener, createNodeSqlListener, type FetchHandler } from './http/node.js'
 import { createWireGateway, type WireGateway } from './wire/server.js'
 import { createConsoleHandler, newAdminToken } from '../console/index.js'
 import { PgAuthorizeError } from '../errors.js'
@@ -141,13 +141,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent,
   })
 
-  const sql = createSqlHttpHandler({
+  const sqlCore = createSqlCore({
     pools,
     authenticate: (req) => databases.authenticate({ token: req.token, role: req.role, database: req.database, transport: 'http' }),
     ...(options.maxRequestBytes ? { maxRequestBytes: options.maxRequestBytes } : {}),
     ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
     onEvent,
   })
+  const sql = async (req: Request): Promise<Response> => {
+    const out = await sqlCore(webRequest(req))
+    return new Response(out.body, { status: out.status, headers: out.headers })
+  }
   // The console (when on) is mounted first; it answers only under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
@@ -223,7 +227,26 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent,
   })
 
-  const server = http.createServer(createNodeListener(handler))
+  // POST /sql, the hot path, goes straight to the handler's core on Node's own objects; every other route
+  // (console, /ready, /metrics, /health, OPTIONS) through the Web-standard handler.
+  const webListener = createNodeListener(handler)
+  const sqlListener = createNodeSqlListener(sqlCore)
+  const server = http.createServer((req, res) => {
+    if (req.method !== 'POST' || draining || !(req.url === '/sql' || req.url?.startsWith('/sql?'))) {
+      void webListener(req, res)
+      return
+    }
+    inFlight++
+    sqlListener(req, res).then(
+      () => {
+        if (--inFlight === 0) drained?.()
+      },
+      () => {
+        if (--inFlight === 0) drained?.()
+        if (!res.headersSent) res.writeHead(500).end()
+      },
+    )
+  })
   wire.attachWebSocket(server)
   const { port } = await listen(server, options.port ?? 4444, host)
   let pgPort: number | undefined

@@ -111,7 +111,7 @@ export class GatewayPools {
    * credentials), ERR_SHUTTING_DOWN after `close()`. If `signal` aborts while waiting, the connection is
    * handed back as soon as it arrives and the promise rejects with ERR_QUERY_CANCELLED.
    */
-  async acquire(database: string, role: string, signal?: AbortSignal): Promise<Lease> {
+  async acquire(database: string, role: string, signal?: Pick<AbortSignal, 'aborted'>): Promise<Lease> {
     if (this.#closed) throw new PgAuthorizeError('ERR_SHUTTING_DOWN', 'the gateway is shutting down')
     const entry = await this.#entry(database, role)
     let client: pg.PoolClient

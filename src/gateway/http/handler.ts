@@ -76,6 +76,32 @@ export interface HttpRequestInfo {
   ms: number
 }
 
+/** The subset of AbortSignal the handler uses, so a Node adapter need not build a real one per request. */
+export type AbortLike = Pick<AbortSignal, 'aborted' | 'addEventListener' | 'removeEventListener'>
+
+/**
+ * What the handler needs from one request. A Web `Request` gives it (`webRequest`), and so does a Node
+ * `IncomingMessage` directly (node.ts), which spares the hot path the Web object allocations.
+ */
+export interface SqlRequest {
+  method: string
+  /** Absolute URL or path, with any query. */
+  url: string
+  /** A header's value, or null; names are lowercase. */
+  header(name: string): string | null
+  /** The body, refused with ERR_REQUEST_TOO_LARGE past `max` bytes (declared or read). */
+  body(max: number): Promise<Uint8Array>
+  /** Aborts when the client goes away. */
+  signal: AbortLike
+}
+
+/** What the handler answers: a status, headers and a body (JSON text, or none). */
+export interface SqlResponse {
+  status: number
+  headers: Readonly<Record<string, string>>
+  body: string | null
+}
+
 export interface SqlHttpHandlerOptions {
   /** Decides who the request runs as; throws a PgAuthorizeError on failure. */
   authenticate(req: HttpAuthRequest): Promise<HttpIdentity>
@@ -142,8 +168,8 @@ interface ParsedQuery {
   arrayMode: boolean | undefined
 }
 
-function jsonResponse(status: number, body: string, extra?: Record<string, string>): Response {
-  return new Response(body, { status, headers: extra ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS })
+function jsonResponse(status: number, body: string, extra?: Record<string, string>): SqlResponse {
+  return { status, headers: extra ? { ...JSON_HEADERS, ...extra } : JSON_HEADERS, body }
 }
 
 function errorBody(message: string, code: string, fields?: Record<string, unknown>): string {
@@ -152,7 +178,7 @@ function errorBody(message: string, code: string, fields?: Record<string, unknow
   return JSON.stringify(out)
 }
 
-function ownError(err: PgAuthorizeError): Response {
+function ownError(err: PgAuthorizeError): SqlResponse {
   const m = ERROR_TABLE[err.code]
   return jsonResponse(m.status, errorBody(err.message, m.sqlstate, { detail: err.detail, hint: err.hint }))
 }
@@ -161,9 +187,10 @@ function badRequest(message: string): PgAuthorizeError {
   return new PgAuthorizeError('ERR_BAD_REQUEST', message)
 }
 
-/** The path of an absolute request URL, without parsing the whole URL. */
+/** The path of a request URL (absolute, or a path with a query), without parsing the whole URL. */
 function pathOf(url: string): string {
-  const start = url.indexOf('/', url.indexOf('//') + 2)
+  // A Node request carries only the path; a Web Request the absolute URL.
+  const start = url.startsWith('/') ? 0 : url.indexOf('/', url.indexOf('//') + 2)
   if (start < 0) return '/'
   let end = url.length
   const q = url.indexOf('?', start)
@@ -173,8 +200,15 @@ function pathOf(url: string): string {
   return url.slice(start, end)
 }
 
-function readBody(req: Request, max: number): Promise<Uint8Array> {
-  return readCapped(req, max, () => tooLarge(max))
+/** A Web `Request` as the handler reads it. */
+export function webRequest(req: Request): SqlRequest {
+  return {
+    method: req.method,
+    url: req.url,
+    header: (name) => req.headers.get(name),
+    body: (max) => readCapped(req, max, () => tooLarge(max)),
+    signal: req.signal,
+  }
 }
 
 function tooLarge(max: number): PgAuthorizeError {
@@ -215,17 +249,26 @@ function parseQuery(raw: unknown, where: string): ParsedQuery {
 
 /** Creates the `(Request) => Promise<Response>` handler of `POST /sql`, `OPTIONS /sql` and `GET /health`. */
 export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Request) => Promise<Response> {
+  const core = createSqlCore(options)
+  return async (req) => {
+    const out = await core(webRequest(req))
+    return new Response(out.body, { status: out.status, headers: out.headers })
+  }
+}
+
+/** The handler on the runtime-neutral {@link SqlRequest} / {@link SqlResponse}; see the module comment. */
+export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest) => Promise<SqlResponse> {
   const maxRequest = options.maxRequestBytes ?? 10 * MiB
   const maxResponse = options.maxResponseBytes ?? 10 * MiB
   const { authenticate, pools, onEvent } = options
 
-  function unexpected(err: unknown): Response {
+  function unexpected(err: unknown): SqlResponse {
     onEvent?.({ kind: 'internal-error', error: err })
     return jsonResponse(500, errorBody('internal error', 'XX000'))
   }
 
-  async function sql(req: Request, info: Partial<HttpRequestInfo>): Promise<Response> {
-    const h = req.headers
+  async function sql(req: SqlRequest, info: Partial<HttpRequestInfo>): Promise<SqlResponse> {
+    const h = { get: req.header }
     // 1. Everything that can be checked without the database, so bad input never executes anything.
     const conn = parseConnectionString(h.get('neon-connection-string'))
     const isoHeader = h.get('neon-batch-isolation-level')
@@ -247,7 +290,7 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
 
     let text: string
     try {
-      text = utf8.decode(await readBody(req, maxRequest))
+      text = utf8.decode(await req.body(maxRequest))
     } catch (err) {
       if (isPgAuthorizeError(err)) throw err
       throw badRequest('request body is not valid UTF-8')
@@ -369,13 +412,13 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
     return jsonResponse(200, body, extraHeaders)
   }
 
-  async function route(req: Request, info: Partial<HttpRequestInfo>): Promise<Response> {
+  async function route(req: SqlRequest, info: Partial<HttpRequestInfo>): Promise<SqlResponse> {
     const path = pathOf(req.url)
     const method = req.method
     try {
       if (path === '/sql') {
         if (method === 'POST') return await sql(req, info)
-        if (method === 'OPTIONS') return new Response(null, { status: 200, headers: CORS_HEADERS })
+        if (method === 'OPTIONS') return { status: 200, headers: CORS_HEADERS, body: null }
         throw new PgAuthorizeError('ERR_METHOD_NOT_ALLOWED', `method ${method} is not allowed on /sql`)
       }
       if (path === '/health') {
@@ -395,23 +438,23 @@ export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Requ
     }
   }
 
-  return async function handle(req: Request): Promise<Response> {
+  return async function handle(req: SqlRequest): Promise<SqlResponse> {
     const started = performance.now()
-    const incoming = req.headers.get('x-request-id')
+    const incoming = req.header('x-request-id')
     const requestId = incoming && /^[A-Za-z0-9._-]{1,64}$/.test(incoming) ? incoming : crypto.randomUUID()
     const info: Partial<HttpRequestInfo> = { requestId }
     const res = await route(req, info)
-    res.headers.set('x-request-id', requestId)
+    const out: SqlResponse = { ...res, headers: { ...res.headers, 'x-request-id': requestId } }
     if (onEvent) {
       info.status = res.status
       info.outcome ??= res.status < 300 ? 'ok' : res.status >= 500 ? 'error' : req.signal.aborted ? 'cancelled' : 'rejected'
       info.ms = performance.now() - started
       onEvent({ kind: 'request', ...info })
     }
-    return res
+    return out
   }
 }
 
-function cancelled(): Response {
+function cancelled(): SqlResponse {
   return jsonResponse(400, errorBody('Query cancelled, connection was terminated', '08P01'))
 }

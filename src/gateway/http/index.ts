@@ -3,11 +3,11 @@
  *
  * @module
  */
-export { createSqlHttpHandler } from './handler.js'
-export type { HttpAuthRequest, HttpIdentity, SqlHttpHandlerOptions } from './handler.js'
+export { createSqlHttpHandler, createSqlCore, webRequest } from './handler.js'
+export type { AbortLike, HttpAuthRequest, HttpIdentity, HttpRequestInfo, SqlHttpHandlerOptions, SqlRequest, SqlResponse } from './handler.js'
 export { parseConnectionString } from './connection-string.js'
 export type { NeonConnectionInfo } from './connection-string.js'
-export { createNodeListener, serveHttp } from './node.js'
+export { createNodeListener, createNodeSqlListener, serveHttp } from './node.js'
 export type { FetchHandler, HttpServerHandle, ServeHttpOptions } from './node.js'
 export { GatewayPools } from '../pool.js'
 export type { GatewayPoolsOptions, Lease, PoolStats } from '../pool.js'

@@ -17,8 +17,103 @@
 import http from 'node:http'
 import { getRequestListener } from '@hono/node-server'
 import { listen, urlHost } from '../../lib/listen.js'
+import { PgAuthorizeError } from '../../errors.js'
+import type { AbortLike, SqlRequest, SqlResponse } from './handler.js'
 
 export type FetchHandler = (req: Request) => Promise<Response> | Response
+
+/**
+ * A minimal abort signal: the SQL handler only reads `aborted` and (un)registers one 'abort' listener, and
+ * a real AbortSignal costs a measurable share of a request (it is a transferable platform object).
+ */
+class ClientGone implements AbortLike {
+  aborted = false
+  #listeners: Array<(e: Event) => void> = []
+  addEventListener(_type: string, fn: EventListenerOrEventListenerObject | null): void {
+    if (typeof fn === 'function') this.#listeners.push(fn)
+  }
+  removeEventListener(_type: string, fn: EventListenerOrEventListenerObject | null): void {
+    this.#listeners = this.#listeners.filter((l) => l !== fn)
+  }
+  abort(): void {
+    if (this.aborted) return
+    this.aborted = true
+    const listeners = this.#listeners
+    this.#listeners = []
+    for (const l of listeners) l(new Event('abort'))
+  }
+}
+
+function tooLarge(max: number): PgAuthorizeError {
+  return new PgAuthorizeError('ERR_REQUEST_TOO_LARGE', `request is too large (max is ${max} bytes)`)
+}
+
+/** Reads a Node request body with the cap enforced as it arrives; past it, reading stops. */
+function readNodeBody(req: http.IncomingMessage, max: number): Promise<Uint8Array> {
+  const declared = req.headers['content-length']
+  if (declared !== undefined && Number(declared) > max) return Promise.reject(tooLarge(max))
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = []
+    let total = 0
+    const onData = (chunk: Buffer) => {
+      total += chunk.length
+      if (total > max) {
+        req.off('data', onData)
+        req.pause()
+        reject(tooLarge(max))
+        return
+      }
+      chunks.push(chunk)
+    }
+    req.on('data', onData)
+    req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total)))
+    req.once('error', reject)
+  })
+}
+
+/**
+ * A `node:http` listener running the SQL handler's core straight on IncomingMessage/ServerResponse: the
+ * hot path of `POST /sql` without building a Web Request, AbortSignal and Response per request (about a
+ * tenth of the gateway's CPU per request in a profile). Same behaviour as the Web handler: the client
+ * going away cancels the backend query; an oversized body is refused without being read to the end.
+ */
+export function createNodeSqlListener(
+  core: (req: SqlRequest) => Promise<SqlResponse>,
+): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> {
+  return async (req, res) => {
+    const gone = new ClientGone()
+    res.once('close', () => {
+      if (!res.writableFinished) gone.abort()
+    })
+    let bodyRefused = false
+    const out = await core({
+      method: req.method ?? 'GET',
+      url: req.url ?? '/',
+      header: (name) => {
+        const v = req.headers[name]
+        return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v
+      },
+      body: (max) =>
+        readNodeBody(req, max).catch((err: unknown) => {
+          bodyRefused = true
+          throw err
+        }),
+      signal: gone,
+    })
+    if (res.destroyed) return
+    const headers: Record<string, string | number> = { ...out.headers }
+    if (out.body !== null) headers['content-length'] = Buffer.byteLength(out.body)
+    res.writeHead(out.status, headers)
+    res.end(out.body ?? undefined)
+    // After a refused body Node discards what the client still sends, so the client can read the 413 before
+    // it stops; a client that never stops sending is cut off after two seconds.
+    if (bodyRefused) {
+      setTimeout(() => {
+        if (!req.complete) req.socket.destroy()
+      }, 2000).unref()
+    }
+  }
+}
 
 /** A `node:http` request listener running `handler`; mount it in any server next to other routes. */
 export function createNodeListener(
