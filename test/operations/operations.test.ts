@@ -311,3 +311,32 @@ test('scale-out: two gateways share providers; one added through the database re
     await withOwner(db.url, (c) => c.query(`delete from pgauthorize.providers where name = 'scale'`))
   }
 })
+
+test('the gateway\'s Node fast path cancels the backend query when the client goes away', async () => {
+  const gw = await startGateway({ databaseUrl: db.url, port: 0, pgPort: false })
+  try {
+    const tok = await token()
+    const controller = new AbortController()
+    const pending = fetch(`${gw.url}/sql`, {
+      method: 'POST',
+      signal: controller.signal,
+      headers: { 'neon-connection-string': `postgresql://authenticated@x/${db.database}`, authorization: `Bearer ${tok}` },
+      body: JSON.stringify({ query: 'select pg_sleep(30), 1 as fastpath_probe', params: [] }),
+    }).catch((e: Error) => e.name)
+    const running = async () =>
+      withOwner(db.url, async (c) =>
+        (await c.query(`select count(*)::int as n from pg_stat_activity where query like '%fastpath_probe%' and state = 'active' and pid <> pg_backend_pid()`)).rows[0].n as number)
+    for (let i = 0; i < 200 && (await running()) === 0; i++) await new Promise((r) => setTimeout(r, 25))
+    assert.equal(await running(), 1)
+    controller.abort()
+    assert.equal(await pending, 'AbortError')
+    let n = 1
+    for (let i = 0; i < 200 && n > 0; i++) {
+      await new Promise((r) => setTimeout(r, 25))
+      n = await running()
+    }
+    assert.equal(n, 0, 'the backend query still runs after the client left')
+  } finally {
+    await gw.close()
+  }
+})
