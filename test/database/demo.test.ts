@@ -1,10 +1,9 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { setup } from '../../src/database/setup.js'
-import { DEMO_USERS, demoClaims, loadDemo } from '../../src/dev/demo.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { clientWithClaims, openDatabaseContext, sqlstate } from '../helpers/roles.js'
+import { DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
+import type { TestDatabase } from '../helpers/postgres.js'
+import { clientWithClaims, createDemoDatabase, sqlstate } from '../helpers/roles.js'
 import type { DatabaseContext } from '../../src/database/context.js'
 
 let db: TestDatabase
@@ -12,10 +11,7 @@ let ctx: DatabaseContext
 const [alice, bob] = DEMO_USERS as [(typeof DEMO_USERS)[0], (typeof DEMO_USERS)[0]]
 
 before(async () => {
-  db = await createTestDatabase()
-  await setup(db.url)
-  await loadDemo(db.url)
-  ctx = await openDatabaseContext(db.url)
+  ;({ db, ctx } = await createDemoDatabase())
 })
 after(() => db?.close())
 

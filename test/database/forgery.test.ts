@@ -7,22 +7,18 @@ import assert from 'node:assert/strict'
 import { createHmac, randomBytes } from 'node:crypto'
 import { SignJWT } from 'jose'
 import pg from 'pg'
-import { setup } from '../../src/database/setup.js'
 import { sealClaims, installClaimsParamSql, RESET_SESSION_SQL } from '../../src/database/session.js'
-import { DEMO_USERS, demoClaims, loadDemo } from '../../src/dev/demo.js'
+import { DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
 import type { DatabaseContext } from '../../src/database/context.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { clientWithClaims, openDatabaseContext, roleClient, sqlstate } from '../helpers/roles.js'
+import type { TestDatabase } from '../helpers/postgres.js'
+import { clientWithClaims, createDemoDatabase, roleClient, sqlstate } from '../helpers/roles.js'
 
 let db: TestDatabase
 let ctx: DatabaseContext
 const [alice, bob] = DEMO_USERS as [(typeof DEMO_USERS)[0], (typeof DEMO_USERS)[0]]
 
 before(async () => {
-  db = await createTestDatabase()
-  await setup(db.url)
-  await loadDemo(db.url)
-  ctx = await openDatabaseContext(db.url)
+  ;({ db, ctx } = await createDemoDatabase())
 })
 after(() => db?.close())
 

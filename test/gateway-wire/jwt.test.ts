@@ -9,13 +9,13 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import pg from 'pg'
-import { openDatabaseContext, type DatabaseContext } from '../../src/database/context.js'
+import type { DatabaseContext } from '../../src/database/context.js'
 import { envelopeExpiry, sealClaims } from '../../src/database/session.js'
-import { setup } from '../../src/database/setup.js'
-import { DEMO_USERS, demoClaims, loadDemo } from '../../src/dev/demo.js'
+import { DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
 import { createWireGateway, type WireGateway } from '../../src/gateway/wire/index.js'
 import { Verifier } from '../../src/verify/index.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import type { TestDatabase } from '../helpers/postgres.js'
+import { createDemoDatabase } from '../helpers/roles.js'
 
 let db: TestDatabase
 let ctx: DatabaseContext
@@ -28,10 +28,7 @@ let admin: pg.Client
 const [alice, bob] = DEMO_USERS as [(typeof DEMO_USERS)[0], (typeof DEMO_USERS)[0]]
 
 before(async () => {
-  db = await createTestDatabase()
-  await setup(db.url)
-  await loadDemo(db.url)
-  ctx = await openDatabaseContext(db.url)
+  ;({ db, ctx } = await createDemoDatabase())
   const pair = await generateKeyPair('ES256')
   key = pair.privateKey
   otherKey = (await generateKeyPair('ES256')).privateKey

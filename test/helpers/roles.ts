@@ -2,6 +2,9 @@
 import pg from 'pg'
 import { openDatabaseContext, type DatabaseContext } from '../../src/database/context.js'
 import { installClaimsParamSql, sealClaims, type Claims } from '../../src/database/session.js'
+import { setup } from '../../src/database/setup.js'
+import { loadDemo } from '../../src/dev/demo.js'
+import { createTestDatabase, type TestDatabase } from './postgres.js'
 
 export async function roleClient(ctx: DatabaseContext, role = 'authenticated'): Promise<pg.Client> {
   const c = new pg.Client(ctx.roleConnectionConfig(role))
@@ -26,4 +29,12 @@ export async function sqlstate(fn: () => Promise<unknown>): Promise<string> {
   } catch (err) {
     return (err as { code?: string }).code ?? `non-SQL error: ${String(err)}`
   }
+}
+
+/** A fresh database with pg-authorize set up and the guide's demo loaded, and its gateway context. */
+export async function createDemoDatabase(): Promise<{ db: TestDatabase; ctx: DatabaseContext }> {
+  const db = await createTestDatabase()
+  await setup(db.url)
+  await loadDemo(db.url)
+  return { db, ctx: await openDatabaseContext(db.url) }
 }
