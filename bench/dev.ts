@@ -17,8 +17,8 @@ export async function benchDev(o: BenchOptions): Promise<Figure[]> {
   await chmod(dir, 0o755)
   // The same ports on every start, as a user's second `dev` would have.
   let ports = { port: await freePort(), pgPort: await freePort(), jwks: await freePort(), postgres: await freePort() }
-  // The free ports come from the ephemeral range, so on a busy machine an outgoing connection can take one
-  // between two starts (seen once in a full run: Postgres could not bind). Then: new ports, one more try.
+  // A start that fails (seen in full runs while the shared stack's Postgres, max_connections 1200, was up;
+  // run.ts now runs this figure first) gets one more try on new ports, so a transient clash is not a result.
   const start = async (): Promise<number> => {
     try {
       return await startOnce()
