@@ -11,7 +11,6 @@ import { readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import pg from 'pg'
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../src/database/embedded.js'
 import { setup } from '../src/database/setup.js'
 import { addProvider, withOwner } from '../src/database/providers.js'
@@ -236,12 +235,4 @@ export async function startStack(options: { maxConnections?: number } = {}): Pro
 }
 
 /** Runs `fn` on one owner connection. */
-export async function owner<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client(url)
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
+export { withOwner as owner } from '../src/database/providers.js'

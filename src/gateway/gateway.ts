@@ -16,7 +16,7 @@ import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import { Databases, type DatabasesOptions } from './databases.js'
 import { GatewayPools } from './pool.js'
-import { createSqlCore, webRequest } from './http/handler.js'
+import { createSqlCore, webHandler } from './http/handler.js'
 import { createNodeListener, createNodeSqlListener, type FetchHandler } from './http/node.js'
 import { createWireGateway, type WireGateway } from './wire/server.js'
 import { createConsoleHandler, newAdminToken } from '../console/index.js'
@@ -148,10 +148,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
     onEvent,
   })
-  const sql = async (req: Request): Promise<Response> => {
-    const out = await sqlCore(webRequest(req))
-    return new Response(out.body, { status: out.status, headers: out.headers })
-  }
+  const sql = webHandler(sqlCore)
   // The console (when on) is mounted first; it answers only under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined

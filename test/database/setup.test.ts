@@ -1,8 +1,8 @@
 /** `setup` is idempotent and complete; `uninstall` removes it; bad input leaves nothing half-installed. */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import pg from 'pg'
 import { setup, setupFingerprint, uninstall } from '../../src/database/setup.js'
+import { withOwner } from '../../src/database/providers.js'
 import { LATEST_VERSION, loadMigrations } from '../../src/database/migrations.js'
 import { freePort } from '../../src/database/embedded.js'
 import { loadDemo } from '../../src/dev/demo.js'
@@ -16,15 +16,7 @@ before(async () => {
 })
 after(() => db?.close())
 
-async function owner<T>(url: string, fn: (c: pg.Client) => Promise<T>): Promise<T> {
-  const c = new pg.Client(url)
-  await c.connect()
-  try {
-    return await fn(c)
-  } finally {
-    await c.end()
-  }
-}
+const owner = withOwner
 
 async function freshDatabase(name: string): Promise<string> {
   await owner(db.adminUrl, (c) => c.query(`create database ${name}`))

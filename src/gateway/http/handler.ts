@@ -211,7 +211,8 @@ export function webRequest(req: Request): SqlRequest {
   }
 }
 
-function tooLarge(max: number): PgAuthorizeError {
+/** The ERR_REQUEST_TOO_LARGE of a body past `max` bytes (both adapters raise it). */
+export function tooLarge(max: number): PgAuthorizeError {
   return new PgAuthorizeError('ERR_REQUEST_TOO_LARGE', `request is too large (max is ${max} bytes)`)
 }
 
@@ -249,7 +250,11 @@ function parseQuery(raw: unknown, where: string): ParsedQuery {
 
 /** Creates the `(Request) => Promise<Response>` handler of `POST /sql`, `OPTIONS /sql` and `GET /health`. */
 export function createSqlHttpHandler(options: SqlHttpHandlerOptions): (req: Request) => Promise<Response> {
-  const core = createSqlCore(options)
+  return webHandler(createSqlCore(options))
+}
+
+/** The core as a Web-standard `(Request) => Promise<Response>` handler. */
+export function webHandler(core: (req: SqlRequest) => Promise<SqlResponse>): (req: Request) => Promise<Response> {
   return async (req) => {
     const out = await core(webRequest(req))
     return new Response(out.body, { status: out.status, headers: out.headers })

@@ -17,8 +17,7 @@
 import http from 'node:http'
 import { getRequestListener } from '@hono/node-server'
 import { listen, urlHost } from '../../lib/listen.js'
-import { PgAuthorizeError } from '../../errors.js'
-import type { AbortLike, SqlRequest, SqlResponse } from './handler.js'
+import { tooLarge, type AbortLike, type SqlRequest, type SqlResponse } from './handler.js'
 
 export type FetchHandler = (req: Request) => Promise<Response> | Response
 
@@ -42,10 +41,6 @@ class ClientGone implements AbortLike {
     this.#listeners = []
     for (const l of listeners) l(new Event('abort'))
   }
-}
-
-function tooLarge(max: number): PgAuthorizeError {
-  return new PgAuthorizeError('ERR_REQUEST_TOO_LARGE', `request is too large (max is ${max} bytes)`)
 }
 
 /** Reads a Node request body with the cap enforced as it arrives; past it, reading stops. */
