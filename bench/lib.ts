@@ -55,12 +55,12 @@ export function median(xs: number[]): number {
 }
 
 /** Spread of runs as the largest distance from the median, in percent. */
-export function noise(xs: number[]): string {
-  if (xs.length < 2) return 'one run'
+export function noise(xs: number[], what = 'runs'): string {
+  if (xs.length < 2) return `one ${what.slice(0, -1)}`
   const m = median(xs)
   if (m === 0) return '-'
   const d = Math.max(...xs.map((x) => Math.abs(x - m))) / Math.abs(m)
-  return `±${(d * 100).toFixed(d < 0.1 ? 1 : 0)}% (${xs.length} runs)`
+  return `±${(d * 100).toFixed(d < 0.1 ? 1 : 0)}% (${xs.length} ${what})`
 }
 
 export function percentile(sorted: number[], p: number): number {

@@ -14,11 +14,12 @@
  *
  * @module
  */
-import { importJWK } from 'jose'
+import type { KeyObject } from 'node:crypto'
 import { PgAuthorizeError } from '../errors.js'
-import { isAlgorithm, keySuitsAlgorithm } from '../keys/algorithms.js'
+import { isAlgorithm, type Algorithm } from '../keys/algorithms.js'
 import { toPublicJwk, type Jwk } from '../keys/public.js'
 import { fetchJwks } from './fetch-jwks.js'
+import { importPublicKey } from './jws.js'
 import type { JwksFetchReason, ProviderConfig, VerifierEvent } from './types.js'
 
 export interface KeySetOptions {
@@ -68,7 +69,7 @@ export class ProviderKeys {
   #lastAttemptAt: number | undefined
   #inflight: Promise<void> | undefined
   #lastError: PgAuthorizeError | undefined
-  #imported = new WeakMap<Jwk, Map<string, Promise<CryptoKey>>>()
+  #imported = new WeakMap<Jwk, Map<Algorithm, KeyObject>>()
 
   constructor(config: ProviderConfig, options: KeySetOptions) {
     this.config = config
@@ -82,6 +83,12 @@ export class ProviderKeys {
 
   #cooldownOver(): boolean {
     return this.#lastAttemptAt === undefined || this.#o.now() - this.#lastAttemptAt >= this.#o.cooldownMs
+  }
+
+  /** The current keys when loaded (starting a background refresh if they are stale), without waiting. */
+  loadedKeys(): Jwk[] | undefined {
+    if (this.remote && this.#keys !== undefined && this.#o.now() - this.#fetchedAt >= this.#o.maxAgeMs) this.refreshInBackground()
+    return this.#keys
   }
 
   /** The current keys; loads them on first use. Throws ERR_JWKS_FETCH_FAILED only when there are none. */
@@ -146,17 +153,12 @@ export class ProviderKeys {
     return run
   }
 
-  /** The key imported as a typed CryptoKey for `alg` (cached per key object and algorithm). */
-  importKey(jwk: Jwk, alg: string): Promise<CryptoKey> {
-    if (!keySuitsAlgorithm(jwk, alg)) return Promise.reject(new Error('key does not suit algorithm'))
+  /** The key imported for `alg` (cached per key object and algorithm); throws if it does not suit `alg`. */
+  publicKey(jwk: Jwk, alg: Algorithm): KeyObject {
     let byAlg = this.#imported.get(jwk)
     if (!byAlg) this.#imported.set(jwk, (byAlg = new Map()))
     let key = byAlg.get(alg)
-    if (!key) {
-      key = importJWK({ ...jwk } as never, alg).then((k) => k as CryptoKey)
-      key.catch(() => byAlg.delete(alg))
-      byAlg.set(alg, key)
-    }
+    if (!key) byAlg.set(alg, (key = importPublicKey(jwk, alg)))
     return key
   }
 }

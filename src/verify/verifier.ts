@@ -7,16 +7,18 @@
  * or trust keys a token names, and support no JWS extensions), provider selection (providers whose
  * `issuer` equals the token's `iss` first), the algorithm allow-list, key selection by `kid` (a token
  * without `kid` only when exactly one key suits its alg), the key/alg match (key type, curve, the
- * key's own `alg`), then jose `jwtVerify` with that one typed key and algorithm for the signature,
- * `exp` (required), `nbf`, `iss` and `aud`, with leeway.
+ * key's own `alg`), the signature with `node:crypto` (./jws.ts says why not jose's Web Crypto path),
+ * then the claims: `exp` (required), `nbf`, `iat`, `iss` and `aud`, with leeway, as jose validates them.
  *
  * @module
  */
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWSHeaderParameters, type JWTPayload } from 'jose'
+import type { JWSHeaderParameters, JWTPayload } from 'jose'
+import type { KeyObject } from 'node:crypto'
 import { PgAuthorizeError, type ErrorCode } from '../errors.js'
 import { ALGORITHMS, isAlgorithm, keySuitsAlgorithm, type Algorithm } from '../keys/algorithms.js'
 import type { Jwk } from '../keys/public.js'
 import { ProviderKeys } from './keyset.js'
+import { decodeJsonSegment, decodeSegment, isCanonical, verifySignature } from './jws.js'
 import { TokenCache, tokenDigest } from './token-cache.js'
 import type { ProviderConfig, VerifiedToken, VerifierEvent, VerifierOptions } from './types.js'
 
@@ -64,27 +66,48 @@ export function normalizeProvider(p: ProviderConfig): ProviderConfig {
   return deepFreeze(structuredClone({ ...p, algorithms, roles }))
 }
 
-/** jose's error codes mapped to ours; jose messages name claims, never token content. */
-function mapJoseError(err: unknown, provider: string): PgAuthorizeError {
-  const e = err as { code?: string; claim?: string; reason?: string; message?: string }
-  switch (e?.code) {
-    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
-      return fail('ERR_JWT_SIGNATURE_INVALID', `signature verification failed (provider '${provider}')`, err)
-    case 'ERR_JWT_EXPIRED':
-      return fail('ERR_JWT_EXPIRED', 'token expired ("exp" is in the past)', err)
-    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      // A non-numeric "nbf" fails with reason 'invalid': that is a bad claim, not an early token.
-      if (e.claim === 'nbf' && e.reason === 'check_failed') return fail('ERR_JWT_NOT_YET_VALID', 'token not yet valid ("nbf" is in the future)', err)
-      if (e.claim === 'iss') return fail('ERR_JWT_ISSUER_MISMATCH', `"iss" does not match the issuer of provider '${provider}'`, err)
-      if (e.claim === 'aud') return fail('ERR_JWT_AUDIENCE_MISMATCH', `"aud" does not match the audience of provider '${provider}'`, err)
-      return fail('ERR_JWT_CLAIM_INVALID', `invalid "${e.claim ?? 'unknown'}" claim: ${e.message ?? 'check failed'}`, err)
-    case 'ERR_JOSE_ALG_NOT_ALLOWED':
-      return fail('ERR_JWT_ALG_NOT_ALLOWED', 'algorithm not allowed', err)
-    case 'ERR_JWT_INVALID':
-      return fail('ERR_JWT_CLAIM_INVALID', 'the payload is not a valid JWT claims set', err)
-    default:
-      return fail('ERR_TOKEN_MALFORMED', 'the token is not a valid JWS', err)
+/**
+ * The JWT claims checks of jose's `jwtVerify` (RFC 7519 4.1), in its order and with its rules, on a
+ * payload whose signature has been checked: presence of `iss`/`aud` when the provider names them and of
+ * `exp` always, `iss` equal, `aud` (string or array) naming one of the provider's audiences, `iat`,
+ * `nbf` and `exp` numbers, `nbf` not after now + leeway, `exp` after now - leeway. Messages name claims,
+ * never their values.
+ */
+function checkClaims(claims: JWTPayload, provider: ProviderConfig, nowS: number, tolerance: number): void {
+  const issuer = provider.issuer
+  const audience = provider.audience
+  for (const claim of [issuer !== undefined && 'iss', audience !== undefined && 'aud', 'exp']) {
+    if (claim && !Object.hasOwn(claims, claim)) {
+      if (claim === 'iss') throw fail('ERR_JWT_ISSUER_MISMATCH', `the token has no "iss"; provider '${provider.name}' requires one`)
+      if (claim === 'aud') throw fail('ERR_JWT_AUDIENCE_MISMATCH', `the token has no "aud"; provider '${provider.name}' requires one`)
+      throw fail('ERR_JWT_CLAIM_INVALID', `invalid "${claim}" claim: missing required "${claim}" claim`)
+    }
   }
+  if (issuer !== undefined && claims.iss !== issuer) {
+    throw fail('ERR_JWT_ISSUER_MISMATCH', `"iss" does not match the issuer of provider '${provider.name}'`)
+  }
+  if (audience !== undefined) {
+    const wanted = typeof audience === 'string' ? [audience] : audience
+    const aud = claims.aud
+    const ok = typeof aud === 'string' ? wanted.includes(aud) : Array.isArray(aud) && wanted.some((a) => aud.includes(a))
+    if (!ok) throw fail('ERR_JWT_AUDIENCE_MISMATCH', `"aud" does not match the audience of provider '${provider.name}'`)
+  }
+  for (const claim of ['iat', 'nbf', 'exp'] as const) {
+    if (claims[claim] !== undefined && typeof claims[claim] !== 'number') {
+      throw fail('ERR_JWT_CLAIM_INVALID', `invalid "${claim}" claim: "${claim}" claim must be a number`)
+    }
+  }
+  if (claims.nbf !== undefined && claims.nbf > nowS + tolerance) {
+    throw fail('ERR_JWT_NOT_YET_VALID', 'token not yet valid ("nbf" is in the future)')
+  }
+  if (claims.exp! <= nowS - tolerance) throw fail('ERR_JWT_EXPIRED', 'token expired ("exp" is in the past)')
+}
+
+type Selection = { kind: 'ok'; keys: Jwk[] } | { kind: 'none' | 'alg_mismatch' | 'ambiguous' }
+
+interface CheckedHeader {
+  readonly header: JWSHeaderParameters
+  readonly alg: Algorithm
 }
 
 /**
@@ -104,8 +127,12 @@ export class Verifier {
   readonly #keySetOptions: Omit<ConstructorParameters<typeof ProviderKeys>[1], 'onChange'>
   readonly #maxAgeMs: number
   readonly #counters: Record<string, number> = {}
+  /** Decoded protected headers by their exact segment: an issuer's tokens share a handful of headers. */
+  readonly #headers = new Map<string, CheckedHeader>()
+  readonly #selections = new WeakMap<Jwk[], Map<string, Selection>>()
   #providers: ProviderConfig[] = []
   #keys = new Map<string, { json: string; keys: ProviderKeys }>()
+  #keyList: ProviderKeys[] = []
   #timer: ReturnType<typeof setInterval> | undefined
   #closed = false
 
@@ -159,6 +186,7 @@ export class Verifier {
     }
     for (const name of this.#keys.keys()) if (!next.has(name)) this.#cache?.dropProvider(name)
     this.#keys = next
+    this.#keyList = [...next.values()].map((v) => v.keys)
     this.#providers = [...next.values()].map((v) => v.keys.config)
     this.#startTimer()
   }
@@ -236,31 +264,20 @@ export class Verifier {
     }
     if (!COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
 
-    let header: JWSHeaderParameters
-    let payload: JWTPayload
-    try {
-      header = decodeProtectedHeader(token) as JWSHeaderParameters
-    } catch (err) {
-      throw fail('ERR_TOKEN_MALFORMED', 'the token header is not valid base64url JSON', err)
-    }
-    if (typeof header.alg !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token header has no "alg"')
-    if (header.alg.toLowerCase() === 'none') throw fail('ERR_JWT_HEADER_FORBIDDEN', 'unsigned tokens (alg "none") are refused')
-    for (const name of FORBIDDEN_HEADERS) {
-      if (Object.hasOwn(header, name)) throw fail('ERR_JWT_HEADER_FORBIDDEN', `the header parameter "${name}" is not accepted`)
-    }
-    if (header.kid !== undefined && typeof header.kid !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token "kid" is not a string')
-    const alg = header.alg
-    if (!isAlgorithm(alg)) throw fail('ERR_JWT_ALG_NOT_ALLOWED', `algorithm "${alg.slice(0, 20)}" is not supported`)
-    try {
-      payload = decodeJwt(token)
-    } catch (err) {
-      throw fail('ERR_TOKEN_MALFORMED', 'the token payload is not a JSON object', err)
-    }
+    const dot1 = token.indexOf('.')
+    const dot2 = token.lastIndexOf('.')
+    const { header, alg } = this.#header(token.slice(0, dot1))
+    const payload = decodeJsonSegment(token.slice(dot1 + 1, dot2)) as JWTPayload | undefined
+    if (!payload) throw fail('ERR_TOKEN_MALFORMED', 'the token payload is not a JSON object')
+    const signingInput = token.slice(0, dot2)
+    const signatureSegment = token.slice(dot2 + 1)
+    const signature = decodeSegment(signatureSegment)
+    if (!signature) throw fail('ERR_TOKEN_MALFORMED', 'the token signature is not base64url')
 
     // Providers whose issuer is the token's iss first, then those without an issuer, then the rest
     // (which will fail with ERR_JWT_ISSUER_MISMATCH if they hold the key).
     const rank = (p: ProviderConfig) => (p.issuer === undefined ? 1 : p.issuer === payload.iss ? 0 : 2)
-    const candidates = [...this.#keys.values()].map((v) => v.keys).sort((a, b) => rank(a.config) - rank(b.config))
+    const candidates = this.#keyList.length < 2 ? this.#keyList : [...this.#keyList].sort((a, b) => rank(a.config) - rank(b.config))
 
     let algAccepted = false
     let algMismatch = false
@@ -272,7 +289,7 @@ export class Verifier {
       algAccepted = true
       let keys: Jwk[]
       try {
-        keys = await pk.keys()
+        keys = pk.loadedKeys() ?? (await pk.keys())
       } catch (err) {
         fetchError ??= err as PgAuthorizeError
         continue
@@ -285,37 +302,30 @@ export class Verifier {
       if (matching.kind === 'alg_mismatch') algMismatch = true
       if (matching.kind === 'ambiguous') kidMissing = true
       if (matching.kind !== 'ok') continue
-      // The first provider holding a suitable key decides.
+      // The first provider holding a suitable key decides: the signature with each of its matching keys,
+      // then the claims once.
       let lastError: PgAuthorizeError | undefined
       for (const jwk of matching.keys) {
-        let key: CryptoKey
+        let key: KeyObject
         try {
-          key = await pk.importKey(jwk, alg)
+          key = pk.publicKey(jwk, alg)
         } catch (err) {
           lastError = fail('ERR_JWKS_INVALID', `a key of provider '${provider.name}' cannot be imported for ${alg}`, err)
           continue
         }
-        try {
-          const { payload: claims, protectedHeader } = await jwtVerify(token, key, {
-            algorithms: [alg],
-            issuer: provider.issuer,
-            audience: provider.audience,
-            clockTolerance: this.#tolerance,
-            currentDate: new Date(this.#now()),
-            requiredClaims: ['exp'],
-          })
-          const result: VerifiedToken = deepFreeze({
-            claims,
-            header: protectedHeader,
-            provider,
-            expiresAt: typeof claims.exp === 'number' ? claims.exp : undefined,
-          })
-          this.#cache?.set(digest, result, this.#now())
-          return result
-        } catch (err) {
-          lastError = mapJoseError(err, provider.name)
-          if (lastError.code !== 'ERR_JWT_SIGNATURE_INVALID') break
+        if (!isCanonical(signatureSegment) || !verifySignature(alg, key, signingInput, signature)) {
+          lastError = fail('ERR_JWT_SIGNATURE_INVALID', `signature verification failed (provider '${provider.name}')`)
+          continue
         }
+        checkClaims(payload, provider, Math.floor(this.#now() / 1000), this.#tolerance)
+        const result: VerifiedToken = deepFreeze({
+          claims: payload,
+          header,
+          provider,
+          expiresAt: payload.exp,
+        })
+        this.#cache?.set(digest, result, this.#now())
+        return result
       }
       throw lastError!
     }
@@ -326,9 +336,41 @@ export class Verifier {
     throw fail('ERR_JWKS_NO_MATCHING_KEY', header.kid === undefined ? `no key suits ${alg}` : `no key matches the token's "kid"`)
   }
 
-  #select(keys: Jwk[], kid: string | undefined, alg: string):
-    | { kind: 'ok'; keys: Jwk[] }
-    | { kind: 'none' | 'alg_mismatch' | 'ambiguous' } {
+  /** The protected header, checked: refused members, `kid` type, a supported `alg`. */
+  #header(segment: string): CheckedHeader {
+    const cached = this.#headers.get(segment)
+    if (cached) return cached
+    const header = decodeJsonSegment(segment) as JWSHeaderParameters | undefined
+    if (!header) throw fail('ERR_TOKEN_MALFORMED', 'the token header is not valid base64url JSON')
+    if (typeof header.alg !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token header has no "alg"')
+    if (header.alg.toLowerCase() === 'none') throw fail('ERR_JWT_HEADER_FORBIDDEN', 'unsigned tokens (alg "none") are refused')
+    for (const name of FORBIDDEN_HEADERS) {
+      if (Object.hasOwn(header, name)) throw fail('ERR_JWT_HEADER_FORBIDDEN', `the header parameter "${name}" is not accepted`)
+    }
+    if (header.kid !== undefined && typeof header.kid !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token "kid" is not a string')
+    const alg = header.alg
+    if (!isAlgorithm(alg)) throw fail('ERR_JWT_ALG_NOT_ALLOWED', `algorithm "${alg.slice(0, 20)}" is not supported`)
+    // Only headers that passed are kept, bounded: a flood of distinct headers just misses.
+    if (this.#headers.size >= 64) this.#headers.clear()
+    const checked = { header: deepFreeze(header), alg }
+    this.#headers.set(segment, checked)
+    return checked
+  }
+
+  /** {@link #pick}, remembered per key set (a new set is a new array) for up to 64 (kid, alg) pairs. */
+  #select(keys: Jwk[], kid: string | undefined, alg: string): Selection {
+    let byKey = this.#selections.get(keys)
+    if (!byKey) this.#selections.set(keys, (byKey = new Map()))
+    const id = kid === undefined ? alg : `${alg}:${kid}`
+    let selection = byKey.get(id)
+    if (!selection) {
+      if (byKey.size >= 64) byKey.clear()
+      byKey.set(id, (selection = this.#pick(keys, kid, alg)))
+    }
+    return selection
+  }
+
+  #pick(keys: Jwk[], kid: string | undefined, alg: string): Selection {
     if (kid === undefined) {
       const suitable = keys.filter((k) => keySuitsAlgorithm(k, alg))
       if (suitable.length === 1) return { kind: 'ok', keys: suitable }
