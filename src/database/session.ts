@@ -114,6 +114,28 @@ export const RESET_SESSION_SQL = [
 ].join('; ')
 
 /**
+ * The same reset as {@link RESET_SESSION_SQL} minus the `ROLLBACK`, as separate statements for the
+ * extended protocol, for a connection the previous request left idle (`ReadyForQuery` status I): sent at
+ * the head of the next request's pipeline, with one Sync at the end of it all, so it costs no round trip of
+ * its own. If any of it fails, Postgres skips everything up to the Sync: the request's statements never run
+ * on an unreset session. The closing `COMMIT` makes the reset its own transaction (Postgres answers it with
+ * a "no transaction in progress" warning, which the HTTP endpoint drops like every notice): the request's
+ * statements start a fresh one, so `BEGIN ISOLATION LEVEL ...` still works, and the reset stays done even
+ * if they fail. The claims need no clearing here: `RESET ALL` clears them, and every request installs its
+ * own, transaction-locally.
+ */
+export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([
+  'CLOSE ALL',
+  'RESET ALL',
+  'DEALLOCATE ALL',
+  'UNLISTEN *',
+  'SELECT pg_catalog.pg_advisory_unlock_all()',
+  'DISCARD TEMP',
+  'DISCARD SEQUENCES',
+  'COMMIT',
+])
+
+/**
  * Runs `fn` inside one transaction on `client` with `claims` installed transaction-locally, then commits
  * (or rolls back on error). The claims vanish at the end of the transaction whatever `fn` did.
  */

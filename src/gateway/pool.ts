@@ -7,9 +7,16 @@
  *   client_encoding) are sent in the startup packet, so they cost nothing per request and `RESET ALL`
  *   returns to them.
  * - `acquire` waits at most `acquireTimeoutMillis` and then fails with `ERR_POOL_TIMEOUT`, never hangs.
- * - `lease.release()` resets the session with `RESET_SESSION_SQL` *after* the caller is done (off the
- *   request's latency path) and only then returns the connection; a connection whose reset fails, or that
- *   saw a protocol-level failure (`lease.destroy()`, `lease.cancel()`), is closed instead (property 4).
+ * - Every session is reset before it is reused (security property 4), in one of two ways:
+ *   - a connection given back *idle* (its last `ReadyForQuery` said I: no transaction open, nothing pending)
+ *     returns to the pool at once, marked dirty. Whoever acquires it with `{ pipelineReset: true }` gets
+ *     `lease.resetPending` and must send `RESET_SESSION_STEPS` ahead of its own statements in the same
+ *     pipeline, before its one Sync (the HTTP handler does: no round trip of its own); any other caller gets it
+ *     reset by `acquire` itself first;
+ *   - a connection given back in a transaction, failed or with a reply still pending is reset with
+ *     `RESET_SESSION_SQL` (which rolls back) in the background, and only then returned.
+ *   A connection whose reset fails, or that saw a protocol-level failure (`lease.destroy()`,
+ *   `lease.cancel()`), is closed instead.
  *
  * @example
  * const pools = new GatewayPools({ connectionConfig: async (db, role) => ({ host, port, database: db, user: role, password }) })
@@ -57,6 +64,11 @@ export interface Lease {
   readonly client: pg.Client
   readonly database: string
   readonly role: string
+  /**
+   * With `acquire(..., { pipelineReset: true })` only: the previous user's session state is still there, and
+   * the caller must send `RESET_SESSION_STEPS` first, in the same pipeline as its statements (one Sync).
+   */
+  readonly resetPending: boolean
   /** Gives the connection back: reset in the background, then reused (or closed if the reset fails). */
   release(): void
   /** Closes the connection instead of reusing it (its protocol state is unknown). */
@@ -83,6 +95,16 @@ interface Entry {
   pool: pg.Pool
   leased: number
 }
+
+/** What the pool knows about one connection's session. */
+interface SessionState {
+  /** The last ReadyForQuery status: I (idle), T (in a transaction), E (in a failed transaction). */
+  status: string
+  /** Used since its last reset. */
+  dirty: boolean
+}
+
+const sessions = new WeakMap<pg.ClientBase, SessionState>()
 
 const noop = () => {}
 
@@ -111,12 +133,43 @@ export class GatewayPools {
    * credentials), ERR_SHUTTING_DOWN after `close()`. If `signal` aborts while waiting, the connection is
    * handed back as soon as it arrives and the promise rejects with ERR_QUERY_CANCELLED.
    */
-  async acquire(database: string, role: string, signal?: Pick<AbortSignal, 'aborted'>): Promise<Lease> {
+  async acquire(
+    database: string,
+    role: string,
+    signal?: Pick<AbortSignal, 'aborted'>,
+    options: { pipelineReset?: boolean } = {},
+  ): Promise<Lease> {
     if (this.#closed) throw new PgAuthorizeError('ERR_SHUTTING_DOWN', 'the gateway is shutting down')
     const entry = await this.#entry(database, role)
-    let client: pg.PoolClient
+    // A dirty connection is reset here unless the caller resets it in its pipeline; one whose reset fails
+    // (it died in the pool) is discarded and the next one tried, a bounded number of times.
+    for (let attempt = 0; ; attempt++) {
+      const client = await this.#connect(entry, database, role)
+      entry.leased++
+      const session = sessions.get(client)!
+      if (session.dirty && !options.pipelineReset) {
+        try {
+          await client.query(RESET_SESSION_SQL)
+          session.dirty = false
+        } catch (err) {
+          entry.leased--
+          client.release(err as Error)
+          if (attempt < this.#opts.max) continue
+          throw this.#connectError(err, database, role)
+        }
+      }
+      const lease = new PooledLease(client, entry, this.#opts, session)
+      if (signal?.aborted) {
+        lease.release()
+        throw new PgAuthorizeError('ERR_QUERY_CANCELLED', 'the request was cancelled')
+      }
+      return lease
+    }
+  }
+
+  async #connect(entry: Entry, database: string, role: string): Promise<pg.PoolClient> {
     try {
-      client = await entry.pool.connect()
+      return await entry.pool.connect()
     } catch (err) {
       // A client changed the role's password or stored role defaults: repair through the owner, retry once.
       const repair = this.#opts.repairRole
@@ -125,18 +178,11 @@ export class GatewayPools {
       this.#opts.onEvent?.({ kind: 'role-repair', database, role })
       try {
         await repair(database, role)
-        client = await entry.pool.connect()
+        return await entry.pool.connect()
       } catch (err2) {
         throw this.#connectError(err2, database, role)
       }
     }
-    entry.leased++
-    const lease = new PooledLease(client, entry, this.#opts)
-    if (signal?.aborted) {
-      lease.release()
-      throw new PgAuthorizeError('ERR_QUERY_CANCELLED', 'the request was cancelled')
-    }
-    return lease
   }
 
   /** A snapshot of every pool. */
@@ -211,7 +257,16 @@ export class GatewayPools {
     // An idle connection that dies (server restart) is removed by pg-pool; without a listener it would crash.
     pool.on('error', (err) => this.#opts.onEvent?.({ kind: 'pool-error', database, role, message: err.message }))
     // A leased connection can die too (we destroy sockets on cancel): keep that from becoming an uncaught error.
-    pool.on('connect', (client) => client.on('error', noop))
+    pool.on('connect', (client) => {
+      client.on('error', noop)
+      const session: SessionState = { status: 'I', dirty: false }
+      sessions.set(client, session)
+      // First in line, so the status is current before the query that is waiting for it settles.
+      ;(client as unknown as { connection: pg.Connection }).connection.prependListener(
+        'readyForQuery',
+        (msg: { status?: string }) => { session.status = msg.status ?? '?' },
+      )
+    })
     const entry: Entry = { database, role, pool, leased: 0 }
     this.#settled.add(entry)
     return entry
@@ -247,13 +302,17 @@ class PooledLease implements Lease {
   readonly #poolClient: pg.PoolClient
   readonly #entry: Entry
   readonly #opts: LeaseOptions
+  readonly #session: SessionState
+  readonly resetPending: boolean
   #done = false
 
-  constructor(client: pg.PoolClient, entry: Entry, opts: LeaseOptions) {
+  constructor(client: pg.PoolClient, entry: Entry, opts: LeaseOptions, session: SessionState) {
     this.#poolClient = client
     this.client = client as unknown as pg.Client
     this.#entry = entry
     this.#opts = opts
+    this.#session = session
+    this.resetPending = session.dirty
   }
 
   get database(): string {
@@ -266,10 +325,19 @@ class PooledLease implements Lease {
 
   release(): void {
     if (this.#take()) return
+    // Idle, with no reply pending: back to the pool now; the next user resets it (see the module comment).
+    if (this.#session.status === 'I' && (this.client as unknown as { readyForQuery?: boolean }).readyForQuery === true) {
+      this.#session.dirty = true
+      this.#giveBack(undefined)
+      return
+    }
     // Not awaited: the caller's response does not wait for the reset. The connection goes back to the
     // pool only once the reset has succeeded, so no other request can see this one's state.
     this.#poolClient.query(RESET_SESSION_SQL).then(
-      () => this.#giveBack(undefined),
+      () => {
+        this.#session.dirty = false
+        this.#giveBack(undefined)
+      },
       (err: Error) => {
         this.#opts.onEvent?.({ kind: 'reset-failed', database: this.database, role: this.role, message: err.message })
         this.#giveBack(err)

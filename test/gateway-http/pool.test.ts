@@ -119,6 +119,57 @@ test('through HTTP: state left by one request is gone for the next one on the sa
   assert.notEqual(mem, '7MB')
 })
 
+test('through HTTP: the reset rides in the next request, and holds when requests fail or leave a transaction open', async () => {
+  const p = pools({ max: 1 })
+  const handler = createSqlHttpHandler({
+    pools: p,
+    authenticate: async () => ({ role: 'authenticated', database: ctx.database, envelope: sealClaims(ctx.sessionKey, { sub: 'alice' }) }),
+  })
+  const send = async (body: unknown, headers: Record<string, string> = {}) => {
+    const res = await handler(new Request('http://gw/sql', {
+      method: 'POST',
+      body: JSON.stringify(body),
+      headers: { 'Neon-Connection-String': `postgresql://authenticated@gw/${ctx.database}`, 'Neon-Array-Mode': 'true', ...headers },
+    }))
+    return { status: res.status, json: await res.json() }
+  }
+  const one = async (query: string) => {
+    const r = await send({ query, params: [] })
+    assert.equal(r.status, 200, JSON.stringify(r.json))
+    return r.json.rows[0] as (string | null)[]
+  }
+  const temps = `(select count(*)::int from pg_class where relnamespace = pg_my_temp_schema())::text`
+
+  // 1. Session state set by one request, on one connection: gone for the next.
+  const [pid] = await one(`select pg_backend_pid()::text || set_config('work_mem', '7MB', false)`)
+  assert.deepEqual(await one(`select current_setting('work_mem') <> '7MB', pg_backend_pid()::text`), [true, pid!.slice(0, -3)])
+
+  // 2. A request that fails after its reset: the next one is still clean.
+  await one(`select set_config('work_mem', '7MB', false)`)
+  assert.equal((await send({ query: 'select 1/0', params: [] })).status, 400)
+  assert.deepEqual(await one(`select current_setting('work_mem') <> '7MB'`), [true])
+
+  // 3. A batch on a dirty connection, serializable and read-only.
+  await one(`select set_config('work_mem', '7MB', false)`)
+  const batch = await send(
+    { queries: [{ query: `select current_setting('transaction_isolation'), current_setting('work_mem') <> '7MB', ${temps}`, params: [] }] },
+    { 'Neon-Batch-Isolation-Level': 'Serializable', 'Neon-Batch-Read-Only': 'true' },
+  )
+  assert.equal(batch.status, 200, JSON.stringify(batch.json))
+  assert.deepEqual(batch.json.results[0].rows[0], ['serializable', true, '0'])
+
+  // 4. A request that leaves a transaction open: rolled back before reuse (the next one runs normally).
+  await one(`begin`)
+  assert.deepEqual(await one(`select current_setting('work_mem') <> '7MB', ${temps}`), [true, '0'])
+
+  // 5. A temp table shadowing a name, committed by one request: dropped before the next runs.
+  await one(`select 1`)
+  const made = await send({ queries: [{ query: 'create temp table pg_authorize_shadow (x int)', params: [] }] })
+  assert.equal(made.status, 200, JSON.stringify(made.json))
+  assert.deepEqual(await one(`select ${temps}`), ['0'])
+  assert.ok(await eventually(async () => p.stats().every((s) => s.leased === 0 && s.total === 1)), JSON.stringify(p.stats()))
+})
+
 test('a full pool fails with ERR_POOL_TIMEOUT and a clear message, not a hang', async () => {
   const p = pools({ max: 1, acquireTimeoutMillis: 300 })
   const held = await p.acquire(ctx.database, 'authenticated')

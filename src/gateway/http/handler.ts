@@ -8,14 +8,16 @@
  *
  * - single query: `set_config(claims, local)` + `set_config(application_name, local)` + the query, in one
  *   implicit transaction (Sync only at the end), so the query runs in autocommit, never without its claims,
- *   and the claims vanish when it ends (the pool's reset clears them again anyway). Trade-off: statements
+ *   and the claims vanish when it ends. Trade-off: statements
  *   that refuse to run in a pipeline/transaction block (VACUUM, CREATE INDEX CONCURRENTLY, CREATE DATABASE)
  *   fail here; restricted roles cannot usefully run them anyway;
  * - batch: `BEGIN <isolation> [READ ONLY] [DEFERRABLE]` + claims + the queries + `COMMIT`; the first error
- *   skips the rest and the pool's reset rolls the transaction back.
+ *   skips the rest and the pool rolls the transaction back before reuse.
  *
- * The connection is reset and returned after the response is built (off the latency path). If the client
- * disconnects (`request.signal` aborts), the backend query is cancelled and the connection discarded.
+ * A connection's previous session state is undone by `RESET_SESSION_STEPS` at the head of the next request's
+ * pipeline, at no round trip of its own (a failed reset skips the request's statements); a connection
+ * left in a transaction is reset by the pool before reuse instead (pool.ts). If the client disconnects
+ * (`request.signal` aborts), the backend query is cancelled and the connection discarded.
  *
  * @example
  * const handler = createSqlHttpHandler({ authenticate, pools })
@@ -27,7 +29,7 @@ import pg from 'pg'
 import { statementKind } from '../../observability/audit.js'
 import { readCapped } from '../../lib/body.js'
 import { ERROR_TABLE, PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
-import { SESSION_SETTING, installClaimsParamSql } from '../../database/session.js'
+import { RESET_SESSION_STEPS, SESSION_SETTING, installClaimsParamSql } from '../../database/session.js'
 import type { GatewayPools, Lease } from '../pool.js'
 import { parseConnectionString } from './connection-string.js'
 import { Pipeline, StepError, type Step } from './execute.js'
@@ -358,7 +360,7 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
     } else if (conn.applicationName !== undefined) {
       own(APP_NAME_SQL, [conn.applicationName])
     }
-    const firstUser = steps.length
+    let firstUser = steps.length
     for (const q of queries) {
       steps.push({ text: q.text, values: q.values, capture: true, arrayMode: q.arrayMode ?? arrayModeDefault, rawText })
     }
@@ -369,7 +371,13 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
     // 4. Run them on a connection logged in as the identity's role.
     const signal = req.signal
     const waitStart = performance.now()
-    const lease: Lease = await pools.acquire(identity.database, identity.role, signal)
+    const lease: Lease = await pools.acquire(identity.database, identity.role, signal, { pipelineReset: true })
+    if (lease.resetPending) {
+      // The previous request's session state is undone first, in this request's pipeline (pool.ts).
+      const reset: Step[] = RESET_SESSION_STEPS.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
+      steps.unshift(...reset)
+      firstUser += reset.length
+    }
     const queryStart = performance.now()
     info.poolWaitMs = queryStart - waitStart
     const onAbort = () => {
