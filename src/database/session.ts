@@ -2,14 +2,21 @@
  * Tamper-proof claims: how verified claims reach `auth.session()` (security property 2).
  *
  * Clients send raw SQL, so any setting they can read they can also write. The gateway therefore never
- * installs claims as plain JSON: it seals the verified claims into an *envelope*
+ * installs claims as plain JSON: it seals the verified claims into an *envelope* (v2, fields separated by TAB)
  *
- *     v1.<exp>.<base64url(claims JSON)>.<base64url(HMAC-SHA256(key, "v1.<exp>.<base64url(claims JSON)>"))>
+ *     v2 TAB <exp> TAB <claims JSON> TAB <hex(HMAC-SHA256(key, "v2 TAB <exp> TAB <claims JSON> TAB"))>
  *
  * with a per-database key kept in `pgauthorize.secret`, a table only the owner can read, and stores the
- * envelope in the setting `pg_authorize.session`. `auth.session()` (SECURITY DEFINER) recomputes the HMAC
- * and checks `exp` against the clock on *every* read, and fails closed: a missing envelope is JSON `null`
- * (no identity), a forged, altered or expired one raises SQLSTATE 28000.
+ * envelope in the setting `pg_authorize.session`. `auth.session()` recomputes the HMAC (in a SECURITY
+ * DEFINER function) and checks `exp` against the clock on *every* read, and fails closed: a missing envelope
+ * is JSON `null` (no identity), a forged, altered, expired or unknown-version one raises SQLSTATE 28000.
+ *
+ * The format is shaped by that per-read cost (policies may call `auth.session()` once per row; see
+ * `sql/0005_session_v2.sql`): the claims travel as raw JSON, which never holds a raw TAB (JSON escapes
+ * every control character), so Postgres splits the fields by searching bytes, with no base64 to undo; the
+ * MAC comes last, in hex, and covers every byte before it, version tag first. v1 envelopes
+ * (`v1.<exp>.<base64url(JSON)>.<base64url(MAC)>`, from older gateways) are still accepted on a slower path;
+ * each version's MAC covers its own tag, so a MAC of one never validates the other.
  *
  * The claims are re-serialized from the verified object, never the raw token payload.
  *
@@ -54,18 +61,17 @@ export function sealClaims(key: SessionKey, claims: Claims, options: SealOptions
   const nowS = Math.floor((options.now ?? Date.now)() / 1000)
   const cap = nowS + (options.maxTtlSeconds ?? 3600)
   const claimExp = typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? Math.floor(claims.exp) : undefined
-  let exp = options.expiresAt ?? cap
+  let exp = Math.floor(options.expiresAt ?? cap)
   if (claimExp !== undefined) exp = Math.min(exp, claimExp)
-  // Re-serialize: a verified object in, canonical JSON text out (never the token's own payload bytes).
-  const payload = Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')
-  const signingInput = `v1.${exp}.${payload}`
-  const mac = createHmac('sha256', key.key).update(signingInput, 'utf8').digest('base64url')
-  return `${signingInput}.${mac}`
+  // Re-serialize: a verified object in, JSON text out (never the token's own payload bytes). JSON.stringify
+  // escapes every control character, so the text holds no TAB and the fields split unambiguously.
+  const body = `v2\t${exp}\t${JSON.stringify(claims)}\t`
+  return body + createHmac('sha256', key.key).update(body, 'utf8').digest('hex')
 }
 
-/** The envelope's expiry (epoch seconds), without checking the MAC. */
+/** The envelope's expiry (epoch seconds), without checking the MAC; v2 or v1. */
 export function envelopeExpiry(envelope: string): number {
-  return Number(envelope.split('.', 3)[1])
+  return Number(envelope.startsWith('v2\t') ? envelope.split('\t', 2)[1] : envelope.split('.', 3)[1])
 }
 
 /** Reads the session key through an owner connection. Fails with ERR_DB_NOT_SET_UP when setup has not run. */

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict'
 import { createHmac, randomBytes } from 'node:crypto'
 import { SignJWT } from 'jose'
 import pg from 'pg'
-import { sealClaims, installClaimsParamSql, RESET_SESSION_SQL } from '../../src/database/session.js'
+import { envelopeExpiry, sealClaims, installClaimsParamSql, RESET_SESSION_SQL } from '../../src/database/session.js'
 import { DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
 import type { DatabaseContext } from '../../src/database/context.js'
 import type { TestDatabase } from '../helpers/postgres.js'
@@ -65,11 +65,10 @@ for (const [name, statement] of [
 
 test('forgery: a valid envelope with its claims swapped for another user is rejected', async () => {
   const real = sealClaims(ctx.sessionKey, demoClaims(alice))
-  const [v, exp, , mac] = real.split('.')
-  const forgedPayload = Buffer.from(JSON.stringify(demoClaims(bob))).toString('base64url')
+  const [v, exp, , mac] = real.split('\t')
   const c = await roleClient(ctx)
   try {
-    await c.query(`select set_config('pg_authorize.session', $1, false)`, [`${v}.${exp}.${forgedPayload}.${mac}`])
+    await c.query(`select set_config('pg_authorize.session', $1, false)`, [`${v}\t${exp}\t${JSON.stringify(demoClaims(bob))}\t${mac}`])
     assert.equal(await usersSeen(c), '28000')
   } finally {
     await c.end()
@@ -78,10 +77,10 @@ test('forgery: a valid envelope with its claims swapped for another user is reje
 
 test('forgery: an envelope with its expiry pushed out is rejected', async () => {
   const real = sealClaims(ctx.sessionKey, demoClaims(alice), { expiresAt: Math.floor(Date.now() / 1000) - 5 })
-  const [v, , payload, mac] = real.split('.')
+  const [v, , payload, mac] = real.split('\t')
   const c = await roleClient(ctx)
   try {
-    await c.query(`select set_config('pg_authorize.session', $1, false)`, [`${v}.${future()}.${payload}.${mac}`])
+    await c.query(`select set_config('pg_authorize.session', $1, false)`, [`${v}\t${future()}\t${payload}\t${mac}`])
     assert.equal(await usersSeen(c), '28000')
   } finally {
     await c.end()
@@ -250,7 +249,8 @@ test('expiry is checked on every read: claims sealed to expire in one second sto
 test('an envelope never outlives the token: the claims exp caps it', async () => {
   const exp = Math.floor(Date.now() / 1000) + 30
   const env = sealClaims(ctx.sessionKey, { ...demoClaims(alice), exp }, { maxTtlSeconds: 3600 })
-  assert.equal(Number(env.split('.')[1]), exp)
+  assert.equal(envelopeExpiry(env), exp)
+  assert.equal(env.split('\t')[1], String(exp))
 })
 
 test('the restricted roles cannot log in without the stored password, and have no dangerous attributes', async () => {

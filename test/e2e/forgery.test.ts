@@ -77,11 +77,12 @@ test('a batch whose first query sets claims for the second gets an error or Alic
 test('Alice\'s own sealed claims, read back and tampered with (payload swapped, expiry pushed out), are rejected', async () => {
   const [{ env }] = (await sql`select current_setting('pg_authorize.session', true) as env`) as [{ env: string | null }]
   assert.ok(env, 'the envelope is visible to its own request (it is not a secret; its key is)')
-  const [v, exp, payload, mac] = env.split('.') as [string, string, string, string]
-  assert.deepEqual(JSON.parse(Buffer.from(payload, 'base64url').toString()).sub, alice.sub)
-  const swapped = `${v}.${exp}.${b64({ ...demoClaims(bob), exp: Number(exp) })}.${mac}`
-  const extended = `${v}.${Number(exp) + 86_400}.${payload}.${mac}`
-  const otherKey = `${v}.${exp}.${b64(demoClaims(bob))}.${createHmac('sha256', randomBytes(32)).update('x').digest('base64url')}`
+  const [v, exp, json, mac] = env.split('\t') as [string, string, string, string]
+  assert.equal(v, 'v2')
+  assert.deepEqual(JSON.parse(json).sub, alice.sub)
+  const swapped = [v, exp, JSON.stringify({ ...demoClaims(bob), exp: Number(exp) }), mac].join('\t')
+  const extended = [v, Number(exp) + 86_400, json, mac].join('\t')
+  const otherKey = [v, exp, JSON.stringify(demoClaims(bob)), createHmac('sha256', randomBytes(32)).update('x').digest('hex')].join('\t')
   for (const forged of [swapped, extended, otherKey]) {
     const seen = await batchSees([`select set_config('pg_authorize.session', '${forged}', true)`])
     assert.equal(seen, '28000', forged.slice(0, 20))
