@@ -294,3 +294,24 @@ test('a missing key fails closed: no envelope validates', async () => {
     await owner.end()
   }
 })
+
+test('in a parallel worker the check answers the same: claims for a valid envelope, 28000 for a forged one', async () => {
+  const inWorker = async (envelope: string): Promise<unknown> => {
+    const c = await roleClient(ctx)
+    try {
+      // Run the whole query in a parallel worker (the setting's name before Postgres 16).
+      const major = Number((await c.query(`select current_setting('server_version_num')::int / 10000 as v`)).rows[0].v)
+      await c.query(major >= 16 ? 'set debug_parallel_query = on' : 'set force_parallel_mode = on')
+      await c.query(installClaimsParamSql(false), [envelope])
+      const r = await c.query(`explain (costs off) select auth.session()->>'sub'`)
+      assert.match(r.rows.map((x) => x['QUERY PLAN']).join('\n'), /Gather/)
+      return (await c.query(`select auth.session()->>'sub' as s`)).rows[0].s
+    } catch (err) {
+      return (err as { code?: string }).code ?? String(err)
+    } finally {
+      await c.end()
+    }
+  }
+  assert.equal(await inWorker(sealClaims(ctx.sessionKey, demoClaims(alice))), alice.sub)
+  assert.equal(await inWorker(`v2\t${now() + 600}\t${JSON.stringify(demoClaims(bob))}\t${'0'.repeat(64)}`), '28000')
+})
