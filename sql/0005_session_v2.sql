@@ -79,7 +79,8 @@ begin
                     pgauthorize.key_ipad() operator(pg_catalog.||)
                     pg_catalog.substring(b, 1, pg_catalog.length(b) operator(pg_catalog.-) 64))),
                 'hex')::pg_catalog.bytea)
-              operator(pg_catalog.=) pg_catalog.sha256(pg_catalog.substring(b, pg_catalog.length(b) operator(pg_catalog.-) 63))
+              operator(pg_catalog.=)
+              pg_catalog.sha256(pg_catalog.substring(b, pg_catalog.length(b) operator(pg_catalog.-) 63))
         then
           case when pg_catalog.to_timestamp(pg_catalog.split_part(envelope, E'\t', 2)::pg_catalog.int8)
                     operator(pg_catalog.>) pg_catalog.clock_timestamp()

@@ -82,7 +82,8 @@ test('claims round-trip exactly: dots, quotes, backslashes, control characters, 
   assert.equal(await read(sealClaims(ctx.sessionKey, claims), 'select auth.user_id() as s'), claims.sub)
   // The per-row form (one call per row) answers the same on every row.
   const n = await read(sealClaims(ctx.sessionKey, claims),
-    `select count(*)::int as s from generate_series(1, 500) where auth.session()->>'tenant_id' = 't.42' and auth.session()->>'emoji' = '${claims.emoji}'`)
+    `select count(*)::int as s from generate_series(1, 500)
+      where auth.session()->>'tenant_id' = 't.42' and auth.session()->>'emoji' = '${claims.emoji}'`)
   assert.equal(n, 500)
 })
 
@@ -246,7 +247,8 @@ test('session settings a client controls change nothing: search_path with shadow
   await owner.query(`create operator public.= (leftarg = bytea, rightarg = bytea, function = public.always)`)
   await owner.query(`create function public.sha256(bytea) returns bytea language sql immutable as $$select '\\x00'::bytea$$`)
   await owner.query(`create function public.split_part(text, text, int) returns text language sql immutable as $$select '9999999999'$$`)
-  await owner.query(`create function public.to_timestamp(bigint) returns timestamptz language sql immutable as $$select 'infinity'::timestamptz$$`)
+  await owner.query(`create function public.to_timestamp(bigint) returns timestamptz language sql immutable
+    as $$select 'infinity'::timestamptz$$`)
   try {
     // On a fresh session (so the check is compiled and planned under them): the gateway installs the
     // envelope, then the client shadows every type the check names (temporary types come first on the
@@ -275,7 +277,8 @@ test('session settings a client controls change nothing: search_path with shadow
     assert.equal(await fresh(expired), '28000')
   } finally {
     await owner.query('drop operator public.= (bytea, bytea)')
-    await owner.query('drop function public.always(bytea, bytea), public.sha256(bytea), public.split_part(text, text, int), public.to_timestamp(bigint)')
+    await owner.query(`drop function public.always(bytea, bytea), public.sha256(bytea),
+      public.split_part(text, text, int), public.to_timestamp(bigint)`)
     await owner.end()
   }
 })
