@@ -15,9 +15,9 @@ import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
 import { connectOwner } from '../database/connect.js'
 import { watchProviders, type ProviderWatch } from '../database/providers.js'
-import { envelopeExpiry, sealClaims } from '../database/session.js'
+import { envelopeExpiry, sealClaims, type SessionKey } from '../database/session.js'
 import { Verifier } from '../verify/verifier.js'
-import type { ProviderConfig, VerifierEvent, VerifierOptions } from '../verify/types.js'
+import type { ProviderConfig, VerifiedToken, VerifierEvent, VerifierOptions } from '../verify/types.js'
 import type pg from 'pg'
 
 export interface DatabasesOptions {
@@ -61,6 +61,13 @@ export interface Identity {
   subject?: string
 }
 
+interface SealedClaims {
+  envelope: string
+  /** The envelope's expiry, epoch seconds. */
+  expiresAt: number
+  key: SessionKey
+}
+
 interface Served {
   ctx: DatabaseContext
   verifier: Verifier
@@ -72,6 +79,7 @@ const MISSING_TOKEN = 'missing authentication credentials: required authorizatio
 export class Databases {
   readonly #opts: DatabasesOptions
   readonly #served = new Map<string, Promise<Served>>()
+  readonly #sealed = new WeakMap<VerifiedToken, SealedClaims>()
   readonly #defaultDatabase: string
 
   constructor(options: DatabasesOptions) {
@@ -161,16 +169,37 @@ export class Databases {
       throw err
     }
     this.#opts.onVerify?.(performance.now() - started, true)
-    const ttl = req.transport === 'http' ? (this.#opts.httpClaimsTtlSeconds ?? 300) : (this.#opts.wireSessionTtlSeconds ?? 86_400)
-    const envelope = sealClaims(ctx.sessionKey, verified.claims as Record<string, unknown>, { maxTtlSeconds: ttl })
+    const { envelope, expiresAt } = req.transport === 'http'
+      ? this.#httpEnvelope(ctx, verified)
+      : this.#seal(ctx, verified, this.#opts.wireSessionTtlSeconds ?? 86_400)
     return {
       role: req.role,
       database: ctx.database,
       envelope,
-      expiresAt: envelopeExpiry(envelope),
+      expiresAt,
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }
+  }
+
+  #seal(ctx: DatabaseContext, verified: VerifiedToken, ttl: number): SealedClaims {
+    const envelope = sealClaims(ctx.sessionKey, verified.claims as Record<string, unknown>, { maxTtlSeconds: ttl })
+    return { envelope, expiresAt: envelopeExpiry(envelope), key: ctx.sessionKey }
+  }
+
+  /**
+   * The envelope of an HTTP request. A verified token comes back from the verifier's cache as the same frozen
+   * object for up to its cache lifetime, so its envelope is sealed once and reused while it has at least half
+   * of its time to live left (an HMAC and a JSON serialisation less per request, ~3% of the gateway's CPU).
+   * Sealed with another database's key, or a key since replaced, it is never reused.
+   */
+  #httpEnvelope(ctx: DatabaseContext, verified: VerifiedToken): SealedClaims {
+    const ttl = this.#opts.httpClaimsTtlSeconds ?? 300
+    const cached = this.#sealed.get(verified)
+    if (cached && cached.key === ctx.sessionKey && cached.expiresAt - Date.now() / 1000 >= ttl / 2) return cached
+    const sealed = this.#seal(ctx, verified, ttl)
+    this.#sealed.set(verified, sealed)
+    return sealed
   }
 
   /**
