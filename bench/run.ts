@@ -48,9 +48,9 @@ const write = values['no-write'] ? false : values.write ?? (!quick && only.lengt
 const started = Date.now()
 const figures: Figure[] = []
 const failed: string[] = []
-const needsDist = only.includes('memory') || only.includes('dev')
+const needsDist = only.includes('memory') || only.includes('dev') || only.includes('jwt')
 if (needsDist) {
-  console.log('building dist/ (the CLI children run the compiled code, as installed)')
+  console.log('building dist/ (the CLI children and the verifier figure run the compiled code, as installed)')
   await buildDist()
 }
 const needsStack = only.some((n) => ['http', 'wire', 'rls', 'memory', 'scaleout'].includes(n))

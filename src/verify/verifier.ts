@@ -276,8 +276,7 @@ export class Verifier {
 
     // Providers whose issuer is the token's iss first, then those without an issuer, then the rest
     // (which will fail with ERR_JWT_ISSUER_MISMATCH if they hold the key).
-    const rank = (p: ProviderConfig) => (p.issuer === undefined ? 1 : p.issuer === payload.iss ? 0 : 2)
-    const candidates = this.#keyList.length < 2 ? this.#keyList : [...this.#keyList].sort((a, b) => rank(a.config) - rank(b.config))
+    const candidates = this.#keyList.length < 2 ? this.#keyList : this.#rank(payload.iss)
 
     let algAccepted = false
     let algMismatch = false
@@ -334,6 +333,11 @@ export class Verifier {
     if (!algAccepted) throw fail('ERR_JWT_ALG_NOT_ALLOWED', `algorithm ${alg} is not allowed by any provider`)
     if (fetchError) throw fetchError
     throw fail('ERR_JWKS_NO_MATCHING_KEY', header.kid === undefined ? `no key suits ${alg}` : `no key matches the token's "kid"`)
+  }
+
+  #rank(iss: unknown): ProviderKeys[] {
+    const rank = (p: ProviderConfig) => (p.issuer === undefined ? 1 : p.issuer === iss ? 0 : 2)
+    return [...this.#keyList].sort((a, b) => rank(a.config) - rank(b.config))
   }
 
   /** The protected header, checked: refused members, `kid` type, a supported `alg`. */
