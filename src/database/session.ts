@@ -102,13 +102,8 @@ export function installClaimsParamSql(local: boolean): string {
 /** SQL that removes any identity from the session. */
 export const CLEAR_CLAIMS_SQL = `select pg_catalog.set_config('${SESSION_SETTING}', '', false)`
 
-/**
- * Resets every piece of session state a client could leave behind on a pooled connection
- * (Neon's local_proxy check-in sequence, plus the claims). Safe to send as one simple-protocol string
- * and inside no transaction. Security property 4: run before a connection is reused.
- */
-export const RESET_SESSION_SQL = [
-  'ROLLBACK',
+/** The statements that undo session state (Neon's local_proxy check-in sequence, without its ROLLBACK). */
+const UNDO_SESSION_STATE: readonly string[] = [
   'CLOSE ALL',
   'RESET ALL',
   'DEALLOCATE ALL',
@@ -116,8 +111,14 @@ export const RESET_SESSION_SQL = [
   'SELECT pg_catalog.pg_advisory_unlock_all()',
   'DISCARD TEMP',
   'DISCARD SEQUENCES',
-  CLEAR_CLAIMS_SQL,
-].join('; ')
+]
+
+/**
+ * Resets every piece of session state a client could leave behind on a pooled connection
+ * (Neon's local_proxy check-in sequence, plus the claims). Safe to send as one simple-protocol string
+ * and inside no transaction. Security property 4: run before a connection is reused.
+ */
+export const RESET_SESSION_SQL = ['ROLLBACK', ...UNDO_SESSION_STATE, CLEAR_CLAIMS_SQL].join('; ')
 
 /**
  * The same reset as {@link RESET_SESSION_SQL} minus the `ROLLBACK`, as separate statements for the
@@ -130,16 +131,7 @@ export const RESET_SESSION_SQL = [
  * if they fail. The claims need no clearing here: `RESET ALL` clears them, and every request installs its
  * own, transaction-locally.
  */
-export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([
-  'CLOSE ALL',
-  'RESET ALL',
-  'DEALLOCATE ALL',
-  'UNLISTEN *',
-  'SELECT pg_catalog.pg_advisory_unlock_all()',
-  'DISCARD TEMP',
-  'DISCARD SEQUENCES',
-  'COMMIT',
-])
+export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([...UNDO_SESSION_STATE, 'COMMIT'])
 
 /**
  * Runs `fn` inside one transaction on `client` with `claims` installed transaction-locally, then commits
