@@ -93,16 +93,14 @@ export class ProviderKeys {
 
   /** The current keys; loads them on first use. Throws ERR_JWKS_FETCH_FAILED only when there are none. */
   async keys(): Promise<Jwk[]> {
-    if (!this.remote) return this.#keys!
+    const loaded = this.loadedKeys()
+    if (loaded) return loaded
+    // Not loaded yet (only a remote set can be).
+    if (this.#inflight) await this.#inflight
+    else if (this.#cooldownOver()) await this.refresh('initial')
     if (this.#keys === undefined) {
-      if (this.#inflight) await this.#inflight
-      else if (this.#cooldownOver()) await this.refresh('initial')
-      if (this.#keys === undefined) {
-        throw this.#lastError ?? new PgAuthorizeError('ERR_JWKS_FETCH_FAILED', `no keys for provider '${this.config.name}'`)
-      }
-      return this.#keys
+      throw this.#lastError ?? new PgAuthorizeError('ERR_JWKS_FETCH_FAILED', `no keys for provider '${this.config.name}'`)
     }
-    if (this.#o.now() - this.#fetchedAt >= this.#o.maxAgeMs) this.refreshInBackground()
     return this.#keys
   }
 

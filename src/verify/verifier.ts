@@ -273,6 +273,8 @@ export class Verifier {
     const signatureSegment = token.slice(dot2 + 1)
     const signature = decodeSegment(signatureSegment)
     if (!signature) throw fail('ERR_TOKEN_MALFORMED', 'the token signature is not base64url')
+    // A non-canonical spelling fails as a bad signature, once keys are found (as jose would report it).
+    const canonical = isCanonical(signatureSegment)
 
     // Providers whose issuer is the token's iss first, then those without an issuer, then the rest
     // (which will fail with ERR_JWT_ISSUER_MISMATCH if they hold the key).
@@ -312,7 +314,7 @@ export class Verifier {
           lastError = fail('ERR_JWKS_INVALID', `a key of provider '${provider.name}' cannot be imported for ${alg}`, err)
           continue
         }
-        if (!isCanonical(signatureSegment) || !verifySignature(alg, key, signingInput, signature)) {
+        if (!canonical || !verifySignature(alg, key, signingInput, signature)) {
           lastError = fail('ERR_JWT_SIGNATURE_INVALID', `signature verification failed (provider '${provider.name}')`)
           continue
         }

@@ -130,6 +130,8 @@ const ISOLATION: Readonly<Record<string, string>> = {
 const APP_NAME_SQL = `select pg_catalog.set_config('application_name', $1, true)`
 /** Claims and application_name in one statement: one Parse/Bind/Execute less per request. */
 const CLAIMS_AND_APP_NAME_SQL = `select pg_catalog.set_config('${SESSION_SETTING}', $1, true), pg_catalog.set_config('application_name', $2, true)`
+/** The pool's reset as pipeline steps, built once (not captured: they are the gateway's own). */
+const RESET_STEPS: readonly Step[] = RESET_SESSION_STEPS.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
 const MAX_PARAMS = 65535 // the Bind message counts parameters in an int16
 
 const JSON_HEADERS = { 'content-type': 'application/json', 'access-control-allow-origin': '*' } as const
@@ -374,9 +376,8 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
     const lease: Lease = await pools.acquire(identity.database, identity.role, signal, { pipelineReset: true })
     if (lease.resetPending) {
       // The previous request's session state is undone first, in this request's pipeline (pool.ts).
-      const reset: Step[] = RESET_SESSION_STEPS.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
-      steps.unshift(...reset)
-      firstUser += reset.length
+      steps.unshift(...RESET_STEPS)
+      firstUser += RESET_STEPS.length
     }
     const queryStart = performance.now()
     info.poolWaitMs = queryStart - waitStart
