@@ -69,17 +69,22 @@ export async function connectOwner(url: string): Promise<pg.Client> {
     await client.connect()
   } catch (err) {
     await client.end().catch(() => {})
-    const e = err as { code?: string; message?: string }
-    const reason = e.code === 'ECONNREFUSED'
-      ? 'connection refused'
-      : e.code === 'ENOTFOUND'
-        ? 'host not found'
-        : e.code === '28P01' || e.code === '28000'
-          ? 'authentication failed'
-          : e.code === '3D000'
-            ? 'database does not exist'
-            : (e.code ?? 'connection failed')
-    throw new PgAuthorizeError('ERR_DB_CONNECT', `could not connect to ${maskUrl(url)}: ${reason}`, { cause: err })
+    throw ownerConnectError(url, err)
   }
   return client
+}
+
+/** ERR_DB_CONNECT for a failed owner login, naming the reason but no secret. */
+export function ownerConnectError(url: string, err: unknown): PgAuthorizeError {
+  const e = err as { code?: string; message?: string }
+  const reason = e.code === 'ECONNREFUSED'
+    ? 'connection refused'
+    : e.code === 'ENOTFOUND'
+      ? 'host not found'
+      : e.code === '28P01' || e.code === '28000'
+        ? 'authentication failed'
+        : e.code === '3D000'
+          ? 'database does not exist'
+          : (e.code ?? 'connection failed')
+  return new PgAuthorizeError('ERR_DB_CONNECT', `could not connect to ${maskUrl(url)}: ${reason}`, { cause: err })
 }

@@ -5,9 +5,9 @@
  *
  * @module
  */
-import type pg from 'pg'
+import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
-import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
+import { ownerConnectError, parseDatabaseUrl, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
 import { loadSessionKey, type SessionKey } from './session.js'
 
 export interface DatabaseContext {
@@ -31,7 +31,18 @@ export interface DatabaseContext {
    * connection whenever a login fails or a new connection finds stored role defaults ({@link roleTainted}).
    */
   repairRole(role: string): Promise<void>
+  /**
+   * Runs `fn` on a connection of this context's owner pool: small and bounded (security property 10), so
+   * nothing a client does (a NOTIFY flood, a login storm) can make the gateway open owner connections
+   * without limit. Everything the gateway does with owner rights goes through here.
+   */
+  withOwner<T>(fn: (owner: pg.ClientBase) => Promise<T>): Promise<T>
+  /** Closes the owner pool. */
+  close(): Promise<void>
 }
+
+/** Owner connections one database context may hold at once. */
+export const OWNER_POOL_MAX = 2
 
 /**
  * Run by every new restricted-role connection before it serves a client: true when the role (in any or
@@ -65,20 +76,46 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
   let sessionKey: SessionKey
   let credentials = new Map<string, string>()
   let dbName = ''
-  const load = async () => {
-    const c = await connectOwner(url)
+  parseDatabaseUrl(url)
+  const owners = new pg.Pool({
+    connectionString: url,
+    max: OWNER_POOL_MAX,
+    idleTimeoutMillis: 10_000,
+    connectionTimeoutMillis: 10_000,
+    allowExitOnIdle: true,
+  })
+  owners.on('error', () => {}) // an idle connection that drops is replaced on the next use
+  const withOwner = async <T>(fn: (owner: pg.ClientBase) => Promise<T>): Promise<T> => {
+    const c = await owners.connect().catch((err: unknown) => {
+      throw ownerConnectError(url, err)
+    })
+    let broken: Error | undefined
     try {
+      return await fn(c)
+    } catch (err) {
+      // A query error leaves the connection usable; a dropped socket does not.
+      if ((err as { code?: unknown }).code === undefined) broken = err as Error
+      throw err
+    } finally {
+      c.release(broken)
+    }
+  }
+  const load = async () => {
+    await withOwner(async (c) => {
       sessionKey = await loadSessionKey(c)
       const r = await c.query<{ role: string; password: string; db: string }>(
         'select role, password, current_database() as db from pgauthorize.role_credentials',
       )
       credentials = new Map(r.rows.map((x) => [x.role, x.password]))
       dbName = (await c.query<{ d: string }>('select current_database() as d')).rows[0]!.d
-    } finally {
-      await c.end().catch(() => {})
-    }
+    })
   }
-  await load()
+  try {
+    await load()
+  } catch (err) {
+    await owners.end().catch(() => {})
+    throw err
+  }
   return {
     get database() {
       return dbName
@@ -101,8 +138,7 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
     async repairRole(role: string): Promise<void> {
       const password = credentials.get(role)
       if (password === undefined) return
-      const c = await connectOwner(url)
-      try {
+      await withOwner(async (c) => {
         const r = await c.query<{ db: string | null }>(
           `select d.datname as db from pg_catalog.pg_db_role_setting s
              left join pg_catalog.pg_database d on d.oid = s.setdatabase
@@ -113,9 +149,9 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
           await c.query(`alter role ${quoteIdent(role)}${db === null ? '' : ` in database ${quoteIdent(db)}`} reset all`)
         }
         await c.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
-      } finally {
-        await c.end().catch(() => {})
-      }
+      })
     },
+    withOwner,
+    close: () => owners.end(),
   }
 }

@@ -251,6 +251,7 @@ export class Databases {
       if (!s) continue
       s.verifier.close()
       await s.watch.close()
+      await s.ctx.close().catch(() => {})
     }
   }
 }

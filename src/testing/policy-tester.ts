@@ -252,6 +252,7 @@ export async function policyTester(urlOrOptions: string | PolicyTesterOptions): 
       if (closed) return
       closed = true
       await Promise.all([...pools.values()].map((p) => p.end().catch(() => {})))
+      await ctx.close().catch(() => {})
     },
   }
 }
