@@ -66,6 +66,8 @@ export interface StackOptions {
   /** Extra providers beside `app` (e.g. a remote JWKS). */
   jwksUrl?: string
   gateway?: Partial<GatewayOptions>
+  /** Receives every line of the server's log. */
+  onServerLog?: (line: string) => void
 }
 
 export interface Stack {
@@ -84,6 +86,8 @@ export interface Stack {
   claimsOf(user: DemoUser): Record<string, unknown>
   /** Runs one query through one transport on a fresh session. */
   run(transport: Transport, token: string | undefined, sql: string, params?: unknown[], role?: string): Promise<Outcome>
+  /** Opens a wire session and hands over its client itself (notices, multi-statement results). */
+  rawSession(transport: 'tcp' | 'ws', token: string, role?: string): Promise<{ client: pg.Client; close(): Promise<void> }>
   /** Opens a session (a connection for tcp/ws; for http, every query is its own request). */
   session(transport: Transport, token: string, role?: string): Promise<Session>
   http(token: string | undefined, body: unknown, headers?: Record<string, string>): Promise<Outcome>
@@ -141,6 +145,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const dir = await tempDir('pga-sec-')
   let logins = 0
   const onLog = (line: string) => {
+    options.onServerLog?.(line)
     for (const l of line.split('\n')) if (/connection authorized: user=(authenticated|anonymous)\b/.test(l)) logins++
   }
   const postgres = options.postgres ?? (await startPostgres(dir, undefined, onLog))
@@ -228,7 +233,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       return { ok: false, code: String(json.code), message: String(json.message), status: res.status }
     }
 
-    const wireSession = async (transport: 'tcp' | 'ws', tok: string, role = 'authenticated'): Promise<Session> => {
+    const rawSession: Stack['rawSession'] = async (transport, tok, role = 'authenticated') => {
       let client: pg.Client
       if (transport === 'tcp') {
         client = new pg.Client({ host: '127.0.0.1', port: gateway.pgPort, user: role, database: DATABASE, password: tok })
@@ -242,6 +247,11 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       }
       client.on('error', () => {})
       await client.connect()
+      return { client, close: () => client.end().catch(() => {}) }
+    }
+
+    const wireSession = async (transport: 'tcp' | 'ws', tok: string, role = 'authenticated'): Promise<Session> => {
+      const { client, close } = await rawSession(transport, tok, role)
       return {
         async query(sql, params) {
           try {
@@ -251,7 +261,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
             return { ok: false, code: String((err as { code?: string }).code), message: (err as Error).message }
           }
         },
-        close: () => client.end().catch(() => {}),
+        close,
       }
     }
 
@@ -295,6 +305,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       token,
       claimsOf,
       run,
+      rawSession,
       session,
       http,
       auditCount: async () => Number((await owner.query('select count(*) as n from security_audit')).rows[0].n),
