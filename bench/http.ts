@@ -15,7 +15,6 @@ import { listen } from '../src/lib/listen.js'
 import path from 'node:path'
 import { startGateway } from '../src/gateway/gateway.js'
 import { openDatabaseContext } from '../src/database/context.js'
-import { sealClaims } from '../src/database/session.js'
 import { demoClaims, DEMO_USERS } from '../src/dev/demo.js'
 import { fmt, median, noise, ROOT, type BenchOptions, type Figure, type Stack } from './lib.js'
 
@@ -68,7 +67,7 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
       mode: 'pg',
       pool: { ...ctx.roleConnectionConfig('authenticated'), max: POOL_SIZE },
       // A long-lived seal (the whole run); the gateway seals per request, which is part of its cost.
-      envelope: sealClaims(ctx.sessionKey, demoClaims(DEMO_USERS[0]!), { maxTtlSeconds: 3600 }),
+      envelope: ctx.seal(demoClaims(DEMO_USERS[0]!), 'authenticated', 'test', { maxTtlSeconds: 3600 }),
     }
     // The client's own ceiling: the same neon client against a server that does no work at all (it returns
     // the gateway's own response body for this query), so the doc can say how much of the gap is the client

@@ -18,14 +18,13 @@
  * @module
  */
 import { openDatabaseContext } from '../src/database/context.js'
-import { sealClaims } from '../src/database/session.js'
 import { median, noise, owner, type BenchOptions, type Figure, type Stack } from './lib.js'
 
 export async function benchRls(o: BenchOptions, stack: Stack): Promise<Figure[]> {
   const rows = o.quick ? 200_000 : 1_000_000
   const ctx = await openDatabaseContext(stack.ownerUrl)
   const claims = { sub: 'u1', tenant_id: 't42', role: 'authenticated' }
-  const envelope = sealClaims(ctx.sessionKey, claims, { maxTtlSeconds: 3600 })
+  const envelope = ctx.seal(claims, 'authenticated', 'test', { maxTtlSeconds: 3600 })
   return owner(stack.ownerUrl, async (c) => {
     await c.query(`drop table if exists rls_bench`)
     await c.query(`create table rls_bench (id bigint primary key, tenant_id text not null, v int not null)`)

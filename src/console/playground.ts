@@ -17,7 +17,7 @@
 import pg from 'pg'
 import { ERROR_TABLE, isPgAuthorizeError } from '../errors.js'
 import type { DatabaseContext } from '../database/context.js'
-import { installClaimsParamSql, sealClaims, type Claims } from '../database/session.js'
+import { installClaimsParamSql, type Claims } from '../database/session.js'
 import type { Verifier } from '../verify/verifier.js'
 import { cleanToken } from './inspect.js'
 import { fail, str } from './http.js'
@@ -233,7 +233,7 @@ export async function runAs(
     const begin = [`BEGIN`, `SET LOCAL statement_timeout = ${timeout}`]
     await client.query(begin.join('; '))
     // As a bind parameter: SQL text is visible to other sessions of the role in pg_stat_activity.
-    if (identity.claims) await client.query(installClaimsParamSql(true), [sealClaims(ctx.sessionKey, identity.claims, { maxTtlSeconds: 300 })])
+    if (identity.claims) await client.query(installClaimsParamSql(true), [ctx.seal(identity.claims, role, 'console', { maxTtlSeconds: 300 })])
     const { tables, command } = await touchedTables(client, sql, role)
     try {
       const r = await client.query(extended(sql))

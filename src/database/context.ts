@@ -8,7 +8,7 @@
 import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import { ownerConnectError, parseDatabaseUrl, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
-import { loadSessionKey, type SessionKey } from './session.js'
+import { loadSessionKey, sealClaims, type Claims, type SealOptions, type SessionKey } from './session.js'
 
 export interface DatabaseContext {
   readonly database: string
@@ -21,8 +21,15 @@ export interface DatabaseContext {
    * own name and stored password. Throws ERR_ROLE_NOT_ALLOWED for a role that is not restricted.
    */
   roleConnectionConfig(role: string): pg.ClientConfig
-  /** Re-reads the credentials (after a password rotation by `setup`). */
+  /** Re-reads the credentials and the sealing key (after `setup`, a rotation). */
   reload(): Promise<void>
+  /** Re-reads only the current sealing key; resolves true when it changed (a rotation). */
+  reloadKey(): Promise<boolean>
+  /**
+   * Seals `claims` with the current key for a connection logged in as `role` in this database, naming
+   * `provider` as who verified them (see `sealClaims`).
+   */
+  seal(claims: Claims, role: string, provider: string, options?: SealOptions): string
   /**
    * Undoes what a restricted role may do to itself with raw SQL and that would outlive its session:
    * `ALTER ROLE CURRENT_USER PASSWORD ...` (locks the gateway out) and `ALTER ROLE CURRENT_USER SET ...`
@@ -135,6 +142,15 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
       return { connectionString: withUser(url, role, password), options: SESSION_OPTIONS }
     },
     reload: load,
+    async reloadKey(): Promise<boolean> {
+      const next = await withOwner((c) => loadSessionKey(c))
+      if (next.generation === sessionKey.generation && next.key.equals(sessionKey.key)) return false
+      sessionKey = next
+      return true
+    },
+    seal(claims, role, provider, options) {
+      return sealClaims(sessionKey, claims, { role, database: dbName, provider }, options)
+    },
     async repairRole(role: string): Promise<void> {
       const password = credentials.get(role)
       if (password === undefined) return

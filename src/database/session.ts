@@ -1,45 +1,56 @@
 /**
- * Tamper-proof claims: how verified claims reach `auth.session()` (security property 2).
+ * Tamper-proof claims: how verified claims reach `auth.session()` (security properties 2, 8 and 9).
  *
  * Clients send raw SQL, so any setting they can read they can also write. The gateway therefore never
- * installs claims as plain JSON: it seals the verified claims into an *envelope* (v2, fields separated by TAB)
+ * installs claims as plain JSON: it seals the verified claims into an *envelope* (v3, fields separated by TAB)
  *
- *     v2 TAB <exp> TAB <claims JSON> TAB <hex(HMAC-SHA256(key, "v2 TAB <exp> TAB <claims JSON> TAB"))>
+ *     v3 TAB <generation> TAB <exp> TAB <role> TAB <provider> TAB <database> TAB <claims JSON> TAB <hex MAC>
  *
- * with a per-database key kept in `pgauthorize.secret`, a table only the owner can read, and stores the
- * envelope in the setting `pg_authorize.session`. `auth.session()` recomputes the HMAC (in a SECURITY
- * DEFINER function) and checks `exp` against the clock on *every* read, and fails closed: a missing envelope
- * is JSON `null` (no identity), a forged, altered, expired or unknown-version one raises SQLSTATE 28000.
+ * where the MAC is HMAC-SHA256 over every byte before it, with the key of that generation kept in
+ * `pgauthorize.sealing_key`, a table only the owner can read, and stores the envelope in the setting
+ * `pg_authorize.session`. `auth.session()` recomputes the HMAC and checks, on *every* read, the expiry, that
+ * the role is the session's login role and that the database is this one (so an envelope sealed for
+ * `anonymous`, or for another database, is refused anywhere else), and fails closed: a missing envelope is
+ * JSON `null` (no identity); a forged, altered, expired, misplaced or retired one raises SQLSTATE 28000.
  *
- * The format is shaped by that per-read cost (policies may call `auth.session()` once per row; see
- * `sql/0005_session_v2.sql`): the claims travel as raw JSON, which never holds a raw TAB (JSON escapes
- * every control character), so Postgres splits the fields by searching bytes, with no base64 to undo; the
- * MAC comes last, in hex, and covers every byte before it, version tag first. v1 envelopes
- * (`v1.<exp>.<base64url(JSON)>.<base64url(MAC)>`, from older gateways) are still accepted on a slower path;
- * each version's MAC covers its own tag, so a MAC of one never validates the other.
+ * The key is read only by the statement that uses it, inside Postgres, and never becomes a plan constant or
+ * a variable (see `sql/0006_sealing_keys.sql`): `debug_print_plan` and friends, which any client may turn
+ * on, print plans. The claims travel as raw JSON, which never holds a raw TAB (JSON escapes every control
+ * character), so Postgres splits the fields by searching bytes; role, provider and database names holding a
+ * control character are refused here.
  *
  * The claims are re-serialized from the verified object, never the raw token payload.
  *
  * @module
  */
-import { createHmac, randomBytes } from 'node:crypto'
+import { createHmac } from 'node:crypto'
 import type pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 
 /** The setting that holds the sealed claims. */
 export const SESSION_SETTING = 'pg_authorize.session'
 
-/** The per-database key that seals claims. Read once by the gateway through its owner connection. */
+/** The NOTIFY channel a key rotation fires (payload: the new generation number). */
+export const KEYS_CHANNEL = 'pg_authorize_keys'
+
+/** The per-database key that seals claims. Read by the gateway through its owner connection. */
 export interface SessionKey {
   readonly key: Buffer
-}
-
-/** A new random 32-byte key, as setup stores it. */
-export function newSessionKey(): Buffer {
-  return randomBytes(32)
+  /** Which key of `pgauthorize.sealing_key` this is; named in the envelope so the check picks it. */
+  readonly generation: number
 }
 
 export type Claims = Record<string, unknown>
+
+/** What an envelope is bound to: refused by `auth.session()` anywhere else. */
+export interface SealContext {
+  /** The role the connection logged in as (`session_user`). */
+  role: string
+  /** The database it is for. */
+  database: string
+  /** Who verified the identity: a provider's name, or the tool that made it (`testing`, `console`). */
+  provider: string
+}
 
 export interface SealOptions {
   /** Envelope expiry, epoch seconds. Default: the claims' own `exp`, capped at now + maxTtlSeconds. */
@@ -50,43 +61,68 @@ export interface SealOptions {
   now?: () => number
 }
 
+// TAB separates the fields; no control character may appear in one (JSON escapes them in the claims).
+const CONTROL = /[\u0000-\u001f\u007f]/
+
 /**
- * Seals verified claims into an envelope for `pg_authorize.session`.
+ * Seals verified claims into an envelope for `pg_authorize.session`, bound to `context`.
  * The envelope never outlives the token: its expiry is the claims' `exp` when that is earlier.
  */
-export function sealClaims(key: SessionKey, claims: Claims, options: SealOptions = {}): string {
+export function sealClaims(key: SessionKey, claims: Claims, context: SealContext, options: SealOptions = {}): string {
   if (claims === null || typeof claims !== 'object' || Array.isArray(claims)) {
     throw new PgAuthorizeError('ERR_INVALID_CLAIMS', 'claims must be a JSON object')
+  }
+  for (const [what, v] of [['role', context.role], ['database', context.database], ['provider', context.provider]] as const) {
+    if (typeof v !== 'string' || v === '' || CONTROL.test(v)) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `cannot seal claims: the ${what} name is empty or holds a control character`)
+    }
   }
   const nowS = Math.floor((options.now ?? Date.now)() / 1000)
   const cap = nowS + (options.maxTtlSeconds ?? 3600)
   const claimExp = typeof claims.exp === 'number' && Number.isFinite(claims.exp) ? Math.floor(claims.exp) : undefined
   let exp = Math.floor(options.expiresAt ?? cap)
   if (claimExp !== undefined) exp = Math.min(exp, claimExp)
-  // Re-serialize: a verified object in, JSON text out (never the token's own payload bytes). JSON.stringify
-  // escapes every control character, so the text holds no TAB and the fields split unambiguously.
-  const body = `v2\t${exp}\t${JSON.stringify(claims)}\t`
+  // Re-serialize: a verified object in, JSON text out (never the token's own payload bytes).
+  const body = `v3\t${key.generation}\t${exp}\t${context.role}\t${context.provider}\t${context.database}\t${JSON.stringify(claims)}\t`
   return body + createHmac('sha256', key.key).update(body, 'utf8').digest('hex')
 }
 
-/** The envelope's expiry (epoch seconds), without checking the MAC; v2 or v1. */
+/** The envelope's expiry (epoch seconds), without checking the MAC. */
 export function envelopeExpiry(envelope: string): number {
-  return Number(envelope.startsWith('v2\t') ? envelope.split('\t', 2)[1] : envelope.split('.', 3)[1])
+  return Number(envelope.split('\t', 3)[2])
 }
 
-/** Reads the session key through an owner connection. Fails with ERR_DB_NOT_SET_UP when setup has not run. */
+/**
+ * Reads the current sealing key through an owner connection. Fails with ERR_DB_NOT_SET_UP when setup has
+ * not run (or ran before migration 0006: run setup again).
+ */
 export async function loadSessionKey(owner: pg.ClientBase): Promise<SessionKey> {
   try {
-    const r = await owner.query<{ key: Buffer }>('select key from pgauthorize.secret where id = 1')
-    if (r.rows.length !== 1) throw new Error('no secret row')
-    return { key: r.rows[0]!.key }
+    const r = await owner.query<{ key: Buffer; generation: number }>(
+      'select key, generation from pgauthorize.sealing_key where retire_at is null',
+    )
+    if (r.rows.length !== 1) throw new Error('no current sealing key')
+    return { key: r.rows[0]!.key, generation: r.rows[0]!.generation }
   } catch (err) {
     throw new PgAuthorizeError(
       'ERR_DB_NOT_SET_UP',
-      'pg-authorize is not set up in this database (or the connection lacks owner rights)',
+      'pg-authorize is not set up in this database, or not upgraded (or the connection lacks owner rights)',
       { cause: err, hint: 'run: pg-authorize setup --database-url OWNER_URL' },
     )
   }
+}
+
+/**
+ * Makes a new sealing key and retires the current one `graceSeconds` from now (envelopes sealed with it are
+ * accepted until then). Running gateways hear of it through NOTIFY and seal with the new key at once; wire
+ * sessions are resealed. The key is made inside Postgres and never travels. Returns the new generation.
+ */
+export async function rotateSessionKey(owner: pg.ClientBase, graceSeconds: number): Promise<number> {
+  if (!Number.isFinite(graceSeconds) || graceSeconds < 0 || graceSeconds > 86_400) {
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'the grace period must be between 0 and 86400 seconds')
+  }
+  const r = await owner.query<{ g: number }>(`select pgauthorize.rotate_sealing_key(make_interval(secs => $1)) as g`, [graceSeconds])
+  return r.rows[0]!.g
 }
 
 /**
@@ -141,10 +177,11 @@ export async function withClaims<T>(
   client: pg.ClientBase,
   key: SessionKey,
   claims: Claims,
+  context: SealContext,
   fn: (client: pg.ClientBase) => Promise<T>,
   options: SealOptions = {},
 ): Promise<T> {
-  const envelope = sealClaims(key, claims, options)
+  const envelope = sealClaims(key, claims, context, options)
   await client.query('BEGIN')
   await client.query(installClaimsParamSql(true), [envelope])
   try {

@@ -15,7 +15,7 @@ import { createHash, randomBytes } from 'node:crypto'
 import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import { applyMigrations, installedVersion } from './migrations.js'
-import { newSessionKey } from './session.js'
+import { rotateSessionKey } from './session.js'
 import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
 
 /** The roles every setup creates. */
@@ -28,9 +28,16 @@ export interface SetupOptions {
   grants?: boolean
   /** Custom restricted roles, in addition to `authenticated` and `anonymous`. */
   roles?: string[]
+  /** Make a new sealing key and retire the current one (`setup --rotate-secret`). */
+  rotateSecret?: boolean
+  /** With `rotateSecret`: how long envelopes sealed with the old key stay valid. Default 30 s. */
+  rotateGraceSeconds?: number
   /** Progress lines (never secrets). */
   log?: (line: string) => void
 }
+
+/** How long a rotated key keeps working: long enough for in-flight requests and for gateways to reseal. */
+export const DEFAULT_ROTATE_GRACE_SECONDS = 30
 
 export interface SetupResult {
   database: string
@@ -44,6 +51,8 @@ export interface SetupResult {
   roles: string[]
   /** Installed schema version after the run. */
   version: number
+  /** The generation of the current sealing key after the run. */
+  keyGeneration?: number
 }
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/
@@ -94,13 +103,6 @@ async function checkOwner(client: pg.ClientBase): Promise<void> {
       { hint: 'use the owner connection string (the one you run migrations with)' },
     )
   }
-}
-
-/** HMAC-SHA256 inner/outer padded keys, stored so auth.session() needs only core sha256(). */
-function hmacPads(key: Buffer): { ipad: Buffer; opad: Buffer } {
-  const block = Buffer.alloc(64)
-  key.copy(block)
-  return { ipad: Buffer.from(block.map((b) => b ^ 0x36)), opad: Buffer.from(block.map((b) => b ^ 0x5c)) }
 }
 
 interface RoleRow {
@@ -278,12 +280,15 @@ export async function setup(ownerUrl: string, options: SetupOptions = {}): Promi
       await client.query(`select pg_advisory_xact_lock(hashtext('pgauthorize.setup'))`)
       result.applied = await applyMigrations(client)
       for (const m of result.applied) log(`applied migration ${m}`)
-      const key = newSessionKey()
-      const { ipad, opad } = hmacPads(key)
-      await client.query(
-        'insert into pgauthorize.secret (id, key, ipad, opad) values (1, $1, $2, $3) on conflict (id) do nothing',
-        [key, ipad, opad],
-      )
+      // Migration 0006 makes the first key. A later run rotates only when asked (or when none is current).
+      const current = await client.query(`select 1 from pgauthorize.sealing_key where retire_at is null`)
+      if (current.rows.length === 0 || options.rotateSecret) {
+        result.keyGeneration = await rotateSessionKey(client, options.rotateGraceSeconds ?? DEFAULT_ROTATE_GRACE_SECONDS)
+        if (!result.applied.some((m) => m.startsWith('0006'))) log(`rotated the sealing key (generation ${result.keyGeneration})`)
+      }
+      result.keyGeneration ??= (await client.query<{ g: number }>(
+        `select generation as g from pgauthorize.sealing_key where retire_at is null`,
+      )).rows[0]!.g
       for (const role of roles) await ensureRole(ownerUrl, client, role, result)
       const all = await client.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')
       result.roles = all.rows.map((r) => r.role)
@@ -407,7 +412,7 @@ export async function setupFingerprint(ownerUrl: string): Promise<string> {
         (select json_agg(x order by x) from (select coalesce(defaclacl::text, '') || defaclobjtype::text as x from pg_default_acl) d) as defaults,
         (select json_agg(x order by x) from (select nspname || coalesce(nspacl::text, '') as x from pg_namespace) n) as schemas,
         (select json_agg(version order by version) from pgauthorize.migrations) as migrations,
-        (select md5(key::text) from pgauthorize.secret) as secret,
+        (select json_agg(md5(key::text) || coalesce(retire_at::text, '') order by generation) from pgauthorize.sealing_key) as secret,
         (select json_agg(role || md5(password) order by role) from pgauthorize.role_credentials) as creds`)
     return createHash('sha256').update(JSON.stringify(r.rows[0])).digest('hex')
   } finally {

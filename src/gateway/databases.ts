@@ -15,7 +15,7 @@ import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
 import { connectOwner } from '../database/connect.js'
 import { watchProviders, type ProviderWatch } from '../database/providers.js'
-import { envelopeExpiry, sealClaims, type SessionKey } from '../database/session.js'
+import { envelopeExpiry, type SessionKey } from '../database/session.js'
 import { Verifier } from '../verify/verifier.js'
 import type { ProviderConfig, VerifiedToken, VerifierEvent, VerifierOptions } from '../verify/types.js'
 import type pg from 'pg'
@@ -66,6 +66,7 @@ interface SealedClaims {
   /** The envelope's expiry, epoch seconds. */
   expiresAt: number
   key: SessionKey
+  role: string
 }
 
 interface Served {
@@ -170,8 +171,8 @@ export class Databases {
     }
     this.#opts.onVerify?.(performance.now() - started, true)
     const { envelope, expiresAt } = req.transport === 'http'
-      ? this.#httpEnvelope(ctx, verified)
-      : this.#seal(ctx, verified, this.#opts.wireSessionTtlSeconds ?? 86_400)
+      ? this.#httpEnvelope(ctx, verified, req.role)
+      : this.#seal(ctx, verified, req.role, this.#opts.wireSessionTtlSeconds ?? 86_400)
     return {
       role: req.role,
       database: ctx.database,
@@ -182,9 +183,9 @@ export class Databases {
     }
   }
 
-  #seal(ctx: DatabaseContext, verified: VerifiedToken, ttl: number): SealedClaims {
-    const envelope = sealClaims(ctx.sessionKey, verified.claims as Record<string, unknown>, { maxTtlSeconds: ttl })
-    return { envelope, expiresAt: envelopeExpiry(envelope), key: ctx.sessionKey }
+  #seal(ctx: DatabaseContext, verified: VerifiedToken, role: string, ttl: number): SealedClaims {
+    const envelope = ctx.seal(verified.claims as Record<string, unknown>, role, verified.provider.name, { maxTtlSeconds: ttl })
+    return { envelope, expiresAt: envelopeExpiry(envelope), key: ctx.sessionKey, role }
   }
 
   /**
@@ -193,11 +194,11 @@ export class Databases {
    * of its time to live left (an HMAC and a JSON serialisation less per request, ~3% of the gateway's CPU).
    * Sealed with another database's key, or a key since replaced, it is never reused.
    */
-  #httpEnvelope(ctx: DatabaseContext, verified: VerifiedToken): SealedClaims {
+  #httpEnvelope(ctx: DatabaseContext, verified: VerifiedToken, role: string): SealedClaims {
     const ttl = this.#opts.httpClaimsTtlSeconds ?? 300
     const cached = this.#sealed.get(verified)
-    if (cached && cached.key === ctx.sessionKey && cached.expiresAt - Date.now() / 1000 >= ttl / 2) return cached
-    const sealed = this.#seal(ctx, verified, ttl)
+    if (cached && cached.key === ctx.sessionKey && cached.role === role && cached.expiresAt - Date.now() / 1000 >= ttl / 2) return cached
+    const sealed = this.#seal(ctx, verified, role, ttl)
     this.#sealed.set(verified, sealed)
     return sealed
   }

@@ -9,7 +9,7 @@ import type pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import type { DatabaseContext } from '../database/context.js'
 import { listProviders, withOwner } from '../database/providers.js'
-import { installClaimsParamSql, sealClaims, type Claims } from '../database/session.js'
+import { installClaimsParamSql, type Claims } from '../database/session.js'
 import type { ProviderConfig } from '../verify/types.js'
 import { verify } from '../verify/verifier.js'
 
@@ -23,9 +23,9 @@ export interface Identity {
  * Installs `claims` (or removes any identity) for the rest of the current transaction. The sealed claims
  * go as a bind parameter: SQL text is visible to other sessions of the role in pg_stat_activity.
  */
-export async function installIdentity(client: pg.ClientBase, ctx: DatabaseContext, claims: Claims | null): Promise<void> {
+export async function installIdentity(client: pg.ClientBase, ctx: DatabaseContext, role: string, claims: Claims | null): Promise<void> {
   // An empty setting is "no identity": auth.session() returns JSON null.
-  await client.query(installClaimsParamSql(true), [claims === null ? '' : sealClaims(ctx.sessionKey, claims)])
+  await client.query(installClaimsParamSql(true), [claims === null ? '' : ctx.seal(claims, role, 'testing')])
 }
 
 /** Checks `role` is a restricted role of the database, with a helpful error. */

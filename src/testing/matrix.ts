@@ -245,7 +245,7 @@ export async function policyMatrix(ownerUrl: string, identities: readonly Matrix
     await client.connect()
     try {
       await client.query('BEGIN')
-      await installIdentity(client, ctx, id.claims)
+      await installIdentity(client, ctx, id.role, id.claims)
       // A temporary sequence needs the TEMP privilege (PUBLIC has it by default); without it, counts are plain row counts.
       let counter = true
       try {

@@ -207,7 +207,7 @@ export async function policyTester(urlOrOptions: string | PolicyTesterOptions): 
       let broken = false
       try {
         await client.query('BEGIN')
-        await installIdentity(client, ctx, claims)
+        await installIdentity(client, ctx, role, claims)
         return await client.query(sql, params as unknown[])
       } catch (err) {
         broken = sqlError(err) === undefined
@@ -230,7 +230,7 @@ export async function policyTester(urlOrOptions: string | PolicyTesterOptions): 
       const run: Runner = async (claims, sql, params) => {
         const sp = `pga_test_${++n}`
         await client.query(`SAVEPOINT ${sp}`)
-        await installIdentity(client, ctx, claims)
+        await installIdentity(client, ctx, role, claims)
         try {
           const r = await client.query(sql, params as unknown[])
           await client.query(`RELEASE SAVEPOINT ${sp}`)

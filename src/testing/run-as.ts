@@ -55,7 +55,7 @@ export async function openAsSession(ownerUrl: string, options: AsSessionOptions,
       // The transaction's id, fetched again at the end: if it changed (or is gone), the script ran
       // COMMIT or ROLLBACK itself, and we must not claim we rolled its writes back.
       await client.query('BEGIN')
-      await installIdentity(client, context, options.claims)
+      await installIdentity(client, context, options.role, options.claims)
       const begin = await client.query<{ x: string }>('select pg_catalog.pg_current_xact_id()::text as x')
       const xid = begin.rows[0]!.x
       const out: ScriptResult = { results: [], ending: 'rolled back' }

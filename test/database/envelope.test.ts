@@ -1,14 +1,15 @@
 /**
- * The v2 envelope (sql/0005_session_v2.sql, src/database/session.ts): claims round-trip exactly, every
- * alteration of a sealed envelope fails closed with SQLSTATE 28000, v1 envelopes from older gateways are
- * still accepted, and a MAC of one version never validates the other.
+ * The v3 envelope (sql/0006_sealing_keys.sql, src/database/session.ts): claims round-trip exactly, every
+ * alteration of a sealed envelope fails closed with SQLSTATE 28000, an envelope is refused in any role or
+ * database other than the one it was sealed for, retired keys stop working after their grace, and the
+ * formats of older versions (whose key is gone) are refused.
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { createHmac, randomBytes } from 'node:crypto'
 import { SignJWT } from 'jose'
 import pg from 'pg'
-import { envelopeExpiry, installClaimsParamSql, sealClaims, type Claims } from '../../src/database/session.js'
+import { envelopeExpiry, installClaimsParamSql, rotateSessionKey } from '../../src/database/session.js'
 import type { DatabaseContext } from '../../src/database/context.js'
 import { DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
 import type { TestDatabase } from '../helpers/postgres.js'
@@ -26,16 +27,10 @@ after(() => db?.close())
 const now = () => Math.floor(Date.now() / 1000)
 const hmac = (key: Buffer, input: string) => createHmac('sha256', key).update(input, 'utf8').digest()
 
-/** A v2 envelope over any body, with any key: what a forger (or a test) can build. */
-function v2(key: Buffer, exp: number | string, json: string): string {
-  const body = `v2\t${exp}\t${json}\t`
+/** A v3 envelope over any fields, with any key: what a forger (or a test) can build. */
+function v3(key: Buffer, exp: number | string, json: string, o: { gen?: number; role?: string; db?: string } = {}): string {
+  const body = `v3\t${o.gen ?? ctx.sessionKey.generation}\t${exp}\t${o.role ?? 'authenticated'}\ttest\t${o.db ?? ctx.database}\t${json}\t`
   return body + hmac(key, body).toString('hex')
-}
-
-/** A v1 envelope, as gateways before migration 0005 sealed them. */
-function v1(key: Buffer, exp: number, claims: Claims): string {
-  const input = `v1.${exp}.${Buffer.from(JSON.stringify(claims), 'utf8').toString('base64url')}`
-  return `${input}.${hmac(key, input).toString('base64url')}`
 }
 
 /** What `auth.session()` answers for `envelope` on a fresh restricted-role session: claims, or the SQLSTATE. */
@@ -51,16 +46,17 @@ async function read(envelope: string, sql = 'select auth.session() as s'): Promi
   }
 }
 
-test('the gateway seals v2: version tag, expiry, raw JSON and a hex MAC, TAB-separated', () => {
+test('the gateway seals v3: version, key generation, expiry, role, provider, database, raw JSON, hex MAC', () => {
   const claims = { sub: 'a.b', tenant_id: 't1' }
-  const env = sealClaims(ctx.sessionKey, claims, { expiresAt: 2_000_000_000 })
-  const [v, exp, json, mac, ...rest] = env.split('\t')
-  assert.deepEqual([v, exp, rest], ['v2', '2000000000', []])
+  const env = ctx.seal(claims, 'authenticated', 'test', { expiresAt: 2_000_000_000 })
+  const [v, gen, exp, role, provider, database, json, mac, ...rest] = env.split('\t')
+  assert.deepEqual([v, gen, exp, role, provider, database, rest], ['v3', String(ctx.sessionKey.generation), '2000000000', 'authenticated', 'test', ctx.database, []])
   assert.equal(json, JSON.stringify(claims))
   assert.match(mac!, /^[0-9a-f]{64}$/)
   assert.equal(mac, hmac(ctx.sessionKey.key, env.slice(0, -64)).toString('hex'))
   assert.equal(envelopeExpiry(env), 2_000_000_000)
-  assert.equal(envelopeExpiry(v1(ctx.sessionKey.key, 1_900_000_000, claims)), 1_900_000_000)
+  // A name with a control character could shift the fields: refused before sealing.
+  assert.throws(() => ctx.seal(claims, 'authen\tticated', 'test'), /control character/)
 })
 
 test('claims round-trip exactly: dots, quotes, backslashes, control characters, unicode, emoji, nesting', async () => {
@@ -78,10 +74,10 @@ test('claims round-trip exactly: dots, quotes, backslashes, control characters, 
     role: 'authenticated',
     permissions: ['read:a.b', 'write:c'],
   }
-  assert.deepEqual(await read(sealClaims(ctx.sessionKey, claims)), claims)
-  assert.equal(await read(sealClaims(ctx.sessionKey, claims), 'select auth.user_id() as s'), claims.sub)
+  assert.deepEqual(await read(ctx.seal(claims, 'authenticated', 'test')), claims)
+  assert.equal(await read(ctx.seal(claims, 'authenticated', 'test'), 'select auth.user_id() as s'), claims.sub)
   // The per-row form (one call per row) answers the same on every row.
-  const n = await read(sealClaims(ctx.sessionKey, claims),
+  const n = await read(ctx.seal(claims, 'authenticated', 'test'),
     `select count(*)::int as s from generate_series(1, 500)
       where auth.session()->>'tenant_id' = 't.42' and auth.session()->>'emoji' = '${claims.emoji}'`)
   assert.equal(n, 500)
@@ -98,21 +94,28 @@ test('no identity is JSON null; an empty or reset setting too', async () => {
   }
 })
 
-test('forgery (v2): every alteration of a sealed envelope is refused with 28000', async () => {
+test('forgery (v3): every alteration of a sealed envelope is refused with 28000', async () => {
   const exp = now() + 600
-  const real = sealClaims(ctx.sessionKey, demoClaims(alice), { expiresAt: exp })
-  const [, , json, mac] = real.split('\t') as [string, string, string, string]
+  const real = ctx.seal(demoClaims(alice), 'authenticated', 'test', { expiresAt: exp })
+  const f = real.split('\t') as [string, string, string, string, string, string, string, string]
+  const [, gen, , , , database, json, mac] = f
+  const head = (o: Partial<Record<'v' | 'gen' | 'exp' | 'role' | 'provider' | 'db' | 'json', string>>) =>
+    [o.v ?? 'v3', o.gen ?? gen, o.exp ?? String(exp), o.role ?? 'authenticated', o.provider ?? 'test', o.db ?? database, o.json ?? json].join('\t')
   const bobJson = JSON.stringify(demoClaims(bob))
   const sameLength = json.replace(alice.sub, bob.sub.padEnd(alice.sub.length, 'x').slice(0, alice.sub.length))
   assert.equal(sameLength.length, json.length)
   const cases: [string, string][] = [
-    ['claims swapped for another user', `v2\t${exp}\t${bobJson}\t${mac}`],
-    ['claims altered, same length', `v2\t${exp}\t${sameLength}\t${mac}`],
-    ['one claim byte changed', `v2\t${exp}\t${json.replace('"', "'")}\t${mac}`],
-    ['expiry pushed out', `v2\t${exp + 86_400}\t${json}\t${mac}`],
-    ['expiry with a leading zero', `v2\t0${exp}\t${json}\t${mac}`],
-    ['version tag changed to v3', `v3\t${exp}\t${json}\t${mac}`],
-    ['version tag in capitals', `V2\t${exp}\t${json}\t${mac}`],
+    ['claims swapped for another user', `${head({ json: bobJson })}\t${mac}`],
+    ['claims altered, same length', `${head({ json: sameLength })}\t${mac}`],
+    ['one claim byte changed', `${head({ json: json.replace('"', "'") })}\t${mac}`],
+    ['expiry pushed out', `${head({ exp: String(exp + 86_400) })}\t${mac}`],
+    ['expiry with a leading zero', `${head({ exp: '0' + exp })}\t${mac}`],
+    ['role changed', `${head({ role: 'anonymous' })}\t${mac}`],
+    ['provider changed', `${head({ provider: 'other' })}\t${mac}`],
+    ['database changed', `${head({ db: 'postgres' })}\t${mac}`],
+    ['generation changed', `${head({ gen: String(Number(gen) + 1) })}\t${mac}`],
+    ['version tag changed to v2', `${head({ v: 'v2' })}\t${mac}`],
+    ['version tag in capitals', `${head({ v: 'V3' })}\t${mac}`],
     ['MAC truncated by one digit', real.slice(0, -1)],
     ['MAC truncated to half', real.slice(0, -32)],
     ['MAC removed', real.slice(0, -64)],
@@ -124,16 +127,17 @@ test('forgery (v2): every alteration of a sealed envelope is refused with 28000'
     ['MAC with odd bytes', `${real.slice(0, -64)}${'\u0001\u007f\uffff'.repeat(21)}x`],
     ['MAC base64url instead of hex', `${real.slice(0, -64)}${Buffer.from(mac, 'hex').toString('base64url')}`],
     ['MAC all zeros', `${real.slice(0, -64)}${'0'.repeat(64)}`],
-    ['MAC sealed with another key', v2(randomBytes(32), exp, bobJson)],
+    ['MAC sealed with another key', v3(randomBytes(32), exp, bobJson)],
     ['the TAB before the MAC removed', `${real.slice(0, -65)}${mac}`],
     ['the TAB before the MAC doubled', `${real.slice(0, -64)}\t${mac}`],
-    ['an extra field injected', `v2\t${exp}\t${bobJson}\t${json}\t${mac}`],
-    ['a TAB injected into the claims', `v2\t${exp}\t${json.slice(0, 5)}\t${json.slice(5)}\t${mac}`],
+    ['an extra field injected', `${head({ json: bobJson })}\t${json}\t${mac}`],
+    ['a TAB injected into the claims', `${head({ json: json.slice(0, 5) + '\t' + json.slice(5) })}\t${mac}`],
     ['trailing newline', `${real}\n`],
     ['leading space', ` ${real}`],
-    ['odd bytes in the claims', `v2\t${exp}\t${json.replace('}', ',"x":"\u0001\u007f\ufffd"}')}\t${mac}`],
-    ['just the version tag', 'v2\t'],
-    ['a short v2 envelope', `v2\t${exp}\t{}\t${mac.slice(0, 20)}`],
+    ['odd bytes in the claims', `${head({ json: json.replace('}', ',"x":"\u0001\u007f\ufffd"}') })}\t${mac}`],
+    ['just the version tag', 'v3\t'],
+    ['a short v3 envelope', `v3\t${gen}\t${exp}\t{}\t${mac.slice(0, 20)}`],
+    ['a generation that does not fit', `${head({ gen: '99999999999' })}\t${mac}`],
     ['plain JSON', bobJson],
     ['garbage', 'x'.repeat(200)],
   ]
@@ -146,7 +150,7 @@ test('forgery (v2): every alteration of a sealed envelope is refused with 28000'
 test('forgery (v2): an expired envelope, though genuinely sealed, is refused as expired', async () => {
   const c = await roleClient(ctx)
   try {
-    await c.query(installClaimsParamSql(false), [sealClaims(ctx.sessionKey, demoClaims(alice), { expiresAt: now() - 1 })])
+    await c.query(installClaimsParamSql(false), [ctx.seal(demoClaims(alice), 'authenticated', 'test', { expiresAt: now() - 1 })])
     const err = (await c.query('select auth.session()').then(() => null, (e: unknown) => e)) as { code?: string; message?: string } | null
     assert.equal(err?.code, '28000')
     assert.match(String(err?.message), /expired/)
@@ -156,7 +160,7 @@ test('forgery (v2): an expired envelope, though genuinely sealed, is refused as 
 })
 
 test('an embedded NUL cannot even be installed, and leaves no identity', async () => {
-  const real = sealClaims(ctx.sessionKey, demoClaims(bob))
+  const real = ctx.seal(demoClaims(bob), 'authenticated', 'test')
   const c = await roleClient(ctx)
   try {
     const code = await sqlstate(() => c.query(installClaimsParamSql(false), [`${real.slice(0, 10)}\u0000${real.slice(10)}`]))
@@ -167,58 +171,95 @@ test('an embedded NUL cannot even be installed, and leaves no identity', async (
   }
 })
 
-test('v1 envelopes from older gateways are still accepted, and still checked', async () => {
+test('envelopes of the formats before 0006 (v1, v2) are refused, even with a MAC by the current key', async () => {
   const key = ctx.sessionKey.key
   const exp = now() + 600
-  const claims = { ...demoClaims(alice), note: 'v1 still works' }
-  assert.deepEqual(await read(v1(key, exp, claims)), claims)
-  const real = v1(key, exp, claims)
-  const [v, e, payload, mac] = real.split('.') as [string, string, string, string]
-  const bobPayload = Buffer.from(JSON.stringify(demoClaims(bob))).toString('base64url')
-  for (const forged of [
-    `${v}.${e}.${bobPayload}.${mac}`,
-    `${v}.${exp + 86_400}.${payload}.${mac}`,
-    `v1.${exp}.${payload}.${mac.slice(0, -1)}`,
-    v1(randomBytes(32), exp, demoClaims(bob)),
-    v1(key, now() - 1, claims),
-    `v9.${e}.${payload}.${hmac(key, `v9.${e}.${payload}`).toString('base64url')}`,
-  ]) {
-    assert.equal(await read(forged), '28000', forged.slice(0, 30))
-  }
-})
-
-test('v1/v2 confusion: a MAC of one version never validates an envelope of the other', async () => {
-  const key = ctx.sessionKey.key
-  const exp = now() + 600
-  const json = JSON.stringify(demoClaims(bob))
+  const json = JSON.stringify(demoClaims(alice))
   const payload = Buffer.from(json).toString('base64url')
-  // A genuine v1 envelope's MAC (covering 'v1.<exp>.<payload>'), carried in a v2 envelope, raw or as hex.
-  const v1Mac = hmac(key, `v1.${exp}.${payload}`)
-  // A genuine v2 envelope's MAC (covering 'v2 TAB <exp> TAB <json> TAB'), carried in a v1 envelope.
-  const v2Mac = hmac(key, `v2\t${exp}\t${json}\t`)
-  for (const [name, forged] of [
-    ['v1 MAC in a v2 envelope (hex)', `v2\t${exp}\t${json}\t${v1Mac.toString('hex')}`],
-    ['v1 MAC in a v2 envelope with the v1 payload', `v2\t${exp}\t${payload}\t${v1Mac.toString('hex')}`],
-    ['a v1 envelope relabelled v2', `v2.${exp}.${payload}.${v1Mac.toString('base64url')}`],
-    ['v2 MAC in a v1 envelope (base64url)', `v1.${exp}.${payload}.${v2Mac.toString('base64url')}`],
-    ['a v2 envelope relabelled v1', `v1\t${exp}\t${json}\t${v2Mac.toString('hex')}`],
-    ['a v2 envelope with dots for TABs', `v2.${exp}.${json}.${v2Mac.toString('hex')}`],
+  const v2Body = `v2\t${exp}\t${json}\t`
+  for (const [name, old] of [
+    ['v1', `v1.${exp}.${payload}.${hmac(key, `v1.${exp}.${payload}`).toString('base64url')}`],
+    ['v2', v2Body + hmac(key, v2Body).toString('hex')],
   ] as const) {
-    assert.equal(await read(forged), '28000', name)
+    assert.equal(await read(old), '28000', name)
   }
-  // The genuine ones, for contrast: each is accepted in its own format.
-  assert.deepEqual(await read(`v2\t${exp}\t${json}\t${v2Mac.toString('hex')}`), demoClaims(bob))
-  assert.deepEqual(await read(`v1.${exp}.${payload}.${v1Mac.toString('base64url')}`), demoClaims(bob))
 })
 
-test('auth.jwt_session_init installs a v2 envelope that auth.session() accepts', async () => {
+test('an envelope is bound to its context: another login role or another database refuses it', async () => {
+  const key = ctx.sessionKey.key
+  const exp = now() + 600
+  const json = JSON.stringify(demoClaims(alice))
+  // Genuinely sealed, but for anonymous (e.g. by a provider that may only run as anonymous): replayed in an
+  // authenticated session, refused; in an anonymous session, accepted.
+  const forAnonymous = v3(key, exp, json, { role: 'anonymous' })
+  const c = await roleClient(ctx)
+  try {
+    await c.query(installClaimsParamSql(false), [forAnonymous])
+    const err = (await c.query('select auth.user_id()').then(() => null, (e: unknown) => e)) as { code?: string; message?: string } | null
+    assert.equal(err?.code, '28000')
+    assert.match(String(err?.message), /another role/)
+  } finally {
+    await c.end()
+  }
+  const anon = await roleClient(ctx, 'anonymous')
+  try {
+    await anon.query(installClaimsParamSql(false), [forAnonymous])
+    assert.equal((await anon.query('select auth.user_id() as s')).rows[0].s, alice.sub)
+  } finally {
+    await anon.end()
+  }
+  // Sealed for another database (with this key, as if the key were shared): refused.
+  const other = v3(key, exp, json, { db: ctx.database + '_other' })
+  assert.equal(await read(other, 'select auth.user_id() as s'), '28000')
+  // SET ROLE changes current_user, not the login role: an authenticated envelope set by an owner session that
+  // switched to authenticated is refused (the owner's tools log in as the role itself, as the gateway does).
+  const owner = new pg.Client(db.url)
+  await owner.connect()
+  try {
+    await owner.query('begin')
+    await owner.query('set local role authenticated')
+    await owner.query(installClaimsParamSql(true), [v3(key, exp, json)])
+    assert.equal(await sqlstate(() => owner.query('select auth.session()')), '28000')
+  } finally {
+    await owner.query('rollback').catch(() => {})
+    await owner.end()
+  }
+})
+
+test('rotation: a retired key works until its grace ends, then never; an unknown generation never', async () => {
+  const owner = new pg.Client(db.url)
+  await owner.connect()
+  try {
+    const before = ctx.sessionKey
+    const sealedBefore = ctx.seal(demoClaims(alice), 'authenticated', 'test')
+    const next = await rotateSessionKey(owner, 3600)
+    assert.equal(next, before.generation + 1)
+    assert.equal(await ctx.reloadKey(), true)
+    assert.equal(ctx.sessionKey.generation, next)
+    // Within the grace: both the old envelope and a new one work.
+    assert.equal(await read(sealedBefore, 'select auth.user_id() as s'), alice.sub)
+    assert.equal(await read(ctx.seal(demoClaims(bob), 'authenticated', 'test'), 'select auth.user_id() as s'), bob.sub)
+    // The grace cut short: the old key is retired at once.
+    await rotateSessionKey(owner, 0)
+    await ctx.reloadKey()
+    assert.equal(await read(sealedBefore, 'select auth.user_id() as s'), '28000')
+    assert.equal(await read(v3(before.key, now() + 600, JSON.stringify(demoClaims(bob)), { gen: 424242 })), '28000')
+    assert.equal(await read(ctx.seal(demoClaims(bob), 'authenticated', 'test'), 'select auth.user_id() as s'), bob.sub)
+    await assert.rejects(() => rotateSessionKey(owner, -1), /grace period/)
+  } finally {
+    await owner.end()
+  }
+})
+
+test('auth.jwt_session_init installs a v3 envelope, bound to the login role, that auth.session() accepts', async () => {
   const c = await roleClient(ctx)
   try {
     const claims = { ...demoClaims(bob), note: 'a.b "c" 🙂' }
     const token = await new SignJWT(claims).setProtectedHeader({ alg: 'HS256' }).setExpirationTime('5m').sign(ctx.sessionKey.key)
     await c.query('select auth.jwt_session_init($1)', [token])
     const env = (await c.query(`select current_setting('pg_authorize.session') as e`)).rows[0].e as string
-    assert.ok(env.startsWith('v2\t'), env.slice(0, 10))
+    assert.ok(env.startsWith(`v3\t${ctx.sessionKey.generation}\t`), env.slice(0, 10))
+    assert.equal(env.split('\t')[3], 'authenticated')
     const s = (await c.query('select auth.session() as s')).rows[0].s as Record<string, unknown>
     assert.equal(s.note, claims.note)
     assert.equal(s.sub, bob.sub)
@@ -230,7 +271,7 @@ test('auth.jwt_session_init installs a v2 envelope that auth.session() accepts',
 test('the check cannot be named by the restricted roles; only reached through auth.session()', async () => {
   const c = await roleClient(ctx)
   try {
-    for (const q of [`select pgauthorize.session_v2('')`, `select pgauthorize.session_v1('')`]) {
+    for (const q of [`select pgauthorize.session_v3('')`, `select * from pgauthorize.sealing_key`, `select pgauthorize.rotate_sealing_key('0')`]) {
       assert.equal(await sqlstate(() => c.query(q)), '42501', q)
     }
   } finally {
@@ -269,11 +310,11 @@ test('session settings a client controls change nothing: search_path with shadow
         await c.end()
       }
     }
-    const genuine = sealClaims(ctx.sessionKey, { ...demoClaims(alice), name: 'Zoë.' })
+    const genuine = ctx.seal({ ...demoClaims(alice), name: 'Zoë.' }, 'authenticated', 'test')
     assert.deepEqual(await fresh(genuine), { sub: alice.sub, name: Buffer.from('Zoë.').toString('hex') })
-    const forged = `v2\t9999999999\t${JSON.stringify({ ...demoClaims(bob), name: 'x' })}\t${'0'.repeat(64)}`
+    const forged = v3(randomBytes(32), 9999999999, JSON.stringify({ ...demoClaims(bob), name: 'x' }))
     assert.equal(await fresh(forged), '28000')
-    const expired = sealClaims(ctx.sessionKey, demoClaims(alice), { expiresAt: now() - 1 })
+    const expired = ctx.seal(demoClaims(alice), 'authenticated', 'test', { expiresAt: now() - 1 })
     assert.equal(await fresh(expired), '28000')
   } finally {
     await owner.query('drop operator public.= (bytea, bytea)')
@@ -288,9 +329,8 @@ test('a missing key fails closed: no envelope validates', async () => {
   await owner.connect()
   try {
     await owner.query('begin')
-    await owner.query('delete from pgauthorize.secret')
-    await owner.query('set local role authenticated')
-    await owner.query(installClaimsParamSql(true), [sealClaims(ctx.sessionKey, demoClaims(alice))])
+    await owner.query('delete from pgauthorize.sealing_key')
+    await owner.query(installClaimsParamSql(true), [ctx.seal(demoClaims(alice), 'postgres', 'test')])
     assert.equal(await sqlstate(() => owner.query('select auth.session()')), '28000')
   } finally {
     await owner.query('rollback').catch(() => {})
@@ -315,6 +355,6 @@ test('in a parallel worker the check answers the same: claims for a valid envelo
       await c.end()
     }
   }
-  assert.equal(await inWorker(sealClaims(ctx.sessionKey, demoClaims(alice))), alice.sub)
-  assert.equal(await inWorker(`v2\t${now() + 600}\t${JSON.stringify(demoClaims(bob))}\t${'0'.repeat(64)}`), '28000')
+  assert.equal(await inWorker(ctx.seal(demoClaims(alice), 'authenticated', 'test')), alice.sub)
+  assert.equal(await inWorker(v3(randomBytes(32), now() + 600, JSON.stringify(demoClaims(bob)))), '28000')
 })

@@ -7,7 +7,7 @@
 import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless'
 import pg from 'pg'
 import { PgAuthorizeError } from '../../src/errors.js'
-import { openDatabaseContext, sealClaims, setup, type DatabaseContext } from '../../src/database/index.js'
+import { openDatabaseContext, setup, type DatabaseContext } from '../../src/database/index.js'
 import { GatewayPools, type GatewayPoolsOptions } from '../../src/gateway/pool.js'
 import { createSqlHttpHandler, type SqlHttpHandlerOptions } from '../../src/gateway/http/handler.js'
 import { serveHttp, type HttpServerHandle } from '../../src/gateway/http/node.js'
@@ -61,7 +61,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         const m = /^user:(.+)$/.exec(req.token)
         if (!m) throw new PgAuthorizeError('ERR_JWT_SIGNATURE_INVALID', 'the token signature is invalid')
         if (req.role !== 'authenticated') throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `role '${req.role}' is not allowed`)
-        return { role: req.role, database: ctx.database, envelope: sealClaims(ctx.sessionKey, { sub: m[1] }) }
+        return { role: req.role, database: ctx.database, envelope: ctx.seal({ sub: m[1] }, 'authenticated', 'test') }
       },
       onEvent: (e) => events.push(e),
       ...options.handler,

@@ -6,7 +6,7 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { installClaimsParamSql, openDatabaseContext, sealClaims, setup, type DatabaseContext } from '../../src/database/index.js'
+import { installClaimsParamSql, openDatabaseContext, setup, type DatabaseContext } from '../../src/database/index.js'
 import { GatewayPools, type Lease } from '../../src/gateway/pool.js'
 import { createSqlHttpHandler } from '../../src/gateway/http/handler.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
@@ -52,7 +52,7 @@ test('connections log in as the role itself, with the session defaults Neon pars
 
 test('the reset clears every piece of session state before the next lease', async () => {
   const p = pools({ max: 1 })
-  const envelope = sealClaims(ctx.sessionKey, { sub: 'alice' })
+  const envelope = ctx.seal({ sub: 'alice' }, 'authenticated', 'test')
   const a = await p.acquire(ctx.database, 'authenticated')
   const pidA = await pid(a)
   await a.client.query(`create temp table leak (x int)`)
@@ -93,7 +93,7 @@ test('through HTTP: state left by one request is gone for the next one on the sa
     authenticate: async (req) => ({
       role: 'authenticated',
       database: ctx.database,
-      envelope: req.token ? sealClaims(ctx.sessionKey, { sub: req.token }) : null,
+      envelope: req.token ? ctx.seal({ sub: req.token }, 'authenticated', 'test') : null,
     }),
   })
   const call = async (query: string, token?: string) => {
@@ -123,7 +123,7 @@ test('through HTTP: the reset rides in the next request, and holds when requests
   const p = pools({ max: 1 })
   const handler = createSqlHttpHandler({
     pools: p,
-    authenticate: async () => ({ role: 'authenticated', database: ctx.database, envelope: sealClaims(ctx.sessionKey, { sub: 'alice' }) }),
+    authenticate: async () => ({ role: 'authenticated', database: ctx.database, envelope: ctx.seal({ sub: 'alice' }, 'authenticated', 'test') }),
   })
   const send = async (body: unknown, headers: Record<string, string> = {}) => {
     const res = await handler(new Request('http://gw/sql', {

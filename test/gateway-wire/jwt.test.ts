@@ -10,7 +10,7 @@ import { execFile } from 'node:child_process'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import pg from 'pg'
 import type { DatabaseContext } from '../../src/database/context.js'
-import { envelopeExpiry, sealClaims } from '../../src/database/session.js'
+import { envelopeExpiry } from '../../src/database/session.js'
 import { DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
 import { createWireGateway, type WireGateway } from '../../src/gateway/wire/index.js'
 import { Verifier } from '../../src/verify/index.js'
@@ -38,7 +38,7 @@ before(async () => {
     // The composition `serve` does: verify for the role, seal the verified claims, log in as the role.
     async authenticate(req) {
       const verified = await verifier.verify(req.password, { role: req.user })
-      const envelope = sealClaims(ctx.sessionKey, { ...verified.claims })
+      const envelope = ctx.seal({ ...verified.claims }, 'authenticated', 'test')
       return {
         role: req.user,
         database: req.database,

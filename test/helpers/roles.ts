@@ -1,7 +1,7 @@
 /** Connections logged in as a restricted role, as the gateway opens them. */
 import pg from 'pg'
 import { openDatabaseContext, type DatabaseContext } from '../../src/database/context.js'
-import { installClaimsParamSql, sealClaims, type Claims } from '../../src/database/session.js'
+import { installClaimsParamSql, type Claims } from '../../src/database/session.js'
 import { setup } from '../../src/database/setup.js'
 import { loadDemo } from '../../src/dev/demo.js'
 import { createTestDatabase, type TestDatabase } from './postgres.js'
@@ -15,7 +15,7 @@ export async function roleClient(ctx: DatabaseContext, role = 'authenticated'): 
 /** A restricted-role connection with `claims` installed for the session (null: no identity). */
 export async function clientWithClaims(ctx: DatabaseContext, claims: Claims | null, role = 'authenticated'): Promise<pg.Client> {
   const c = await roleClient(ctx, role)
-  if (claims) await c.query(installClaimsParamSql(false), [sealClaims(ctx.sessionKey, claims)])
+  if (claims) await c.query(installClaimsParamSql(false), [ctx.seal(claims, role, 'test')])
   return c
 }
 
