@@ -137,7 +137,7 @@ test('the console in Chromium: log in, provider, set-up, inspector, playground s
   await shot('playground')
 
   // An error carries its SQLSTATE.
-  await page.fill('#sql', 'select * from pgauthorize.secret')
+  await page.fill('#sql', 'select * from pgauthorize.sealing_key')
   await page.check('input[name=kind-b][value=off]')
   await page.click('#run')
   await page.waitForFunction(() => document.querySelector('#play-results [data-testid=sql-error]'))

@@ -184,7 +184,7 @@ test('the console API cannot be used to read provider secrets, role passwords or
   await withOwner(h.db.url, (c) => addProvider(c, { name: 'inline-private', jwks: { keys: [key.privateJwk as Record<string, unknown>] } }))
   const secrets = await withOwner(h.db.url, async (c) => {
     const creds = (await c.query<{ password: string }>('select password from pgauthorize.role_credentials')).rows.map((r) => r.password)
-    const k = (await c.query<{ key: Buffer }>('select key from pgauthorize.secret')).rows[0]!.key
+    const k = (await c.query<{ key: Buffer }>('select key from pgauthorize.sealing_key where retire_at is null')).rows[0]!.key
     return [...creds, k.toString('hex'), k.toString('base64'), k.toString('base64url'), new URL(h.db.url).password, ADMIN_TOKEN, String(key.privateJwk.d)]
   })
   assert.ok(secrets.every((s) => s.length >= 8))
@@ -220,17 +220,17 @@ test('the console API cannot be used to read provider secrets, role passwords or
   assert.match(JSON.parse(outputs[1]!).connection.owner, /:\*\*\*\*@/)
 
   // The playground runs as the restricted role: the private tables are out of reach, whatever the identity.
-  for (const sql of ['select * from pgauthorize.role_credentials', 'select key from pgauthorize.secret', 'select auth.session()', `select current_setting('pg_authorize.session')`]) {
+  for (const sql of ['select * from pgauthorize.role_credentials', 'select key from pgauthorize.sealing_key', 'select auth.session()', `select current_setting('pg_authorize.session')`]) {
     const r = await post('/playground', { sql, identities: [{ kind: 'token', token: h.tokens.alice }, claims] })
     assert.equal(r.status, 200)
     outputs.push(r.text)
   }
-  const denied = JSON.parse((await post('/playground', { sql: 'select * from pgauthorize.secret', identities: [claims] })).text).results[0]
+  const denied = JSON.parse((await post('/playground', { sql: 'select * from pgauthorize.sealing_key', identities: [claims] })).text).results[0]
   assert.equal(denied.ok, false)
   assert.equal(denied.error.sqlstate, '42501', 'permission denied, as the restricted role')
   // Running as the owner (or any role set-up did not make) is refused outright.
   for (const role of [new URL(h.db.url).username, 'postgres', 'pg_read_all_data']) {
-    const r = JSON.parse((await post('/playground', { sql: 'select * from pgauthorize.secret', identities: [{ ...claims, role }] })).text).results[0]
+    const r = JSON.parse((await post('/playground', { sql: 'select * from pgauthorize.sealing_key', identities: [{ ...claims, role }] })).text).results[0]
     assert.equal(r.ok, false, role)
     assert.equal(r.error.code, 'ERR_ROLE_NOT_ALLOWED', role)
     outputs.push(JSON.stringify(r))

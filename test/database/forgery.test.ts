@@ -141,7 +141,7 @@ test('forgery: the private schema cannot be read or used', async () => {
   const c = await asAlice()
   try {
     for (const q of [
-      'select * from pgauthorize.secret',
+      'select * from pgauthorize.sealing_key',
       'select * from pgauthorize.role_credentials',
       'select * from pgauthorize.providers',
       `select pgauthorize.reject_session('x')`,

@@ -77,13 +77,15 @@ test('a batch whose first query sets claims for the second gets an error or Alic
 test('Alice\'s own sealed claims, read back and tampered with (payload swapped, expiry pushed out), are rejected', async () => {
   const [{ env }] = (await sql`select current_setting('pg_authorize.session', true) as env`) as [{ env: string | null }]
   assert.ok(env, 'the envelope is visible to its own request (it is not a secret; its key is)')
-  const [v, exp, json, mac] = env.split('\t') as [string, string, string, string]
-  assert.equal(v, 'v2')
+  const [v, gen, exp, role, provider, database, json, mac] = env.split('\t') as [string, string, string, string, string, string, string, string]
+  assert.equal(v, 'v3')
+  assert.equal(role, 'authenticated')
   assert.deepEqual(JSON.parse(json).sub, alice.sub)
-  const swapped = [v, exp, JSON.stringify({ ...demoClaims(bob), exp: Number(exp) }), mac].join('\t')
-  const extended = [v, Number(exp) + 86_400, json, mac].join('\t')
-  const otherKey = [v, exp, JSON.stringify(demoClaims(bob)), createHmac('sha256', randomBytes(32)).update('x').digest('hex')].join('\t')
-  for (const forged of [swapped, extended, otherKey]) {
+  const swapped = [v, gen, exp, role, provider, database, JSON.stringify({ ...demoClaims(bob), exp: Number(exp) }), mac].join('\t')
+  const extended = [v, gen, Number(exp) + 86_400, role, provider, database, json, mac].join('\t')
+  const asAnonymous = [v, gen, exp, 'anonymous', provider, database, json, mac].join('\t')
+  const otherKey = [v, gen, exp, role, provider, database, JSON.stringify(demoClaims(bob)), createHmac('sha256', randomBytes(32)).update('x').digest('hex')].join('\t')
+  for (const forged of [swapped, extended, asAnonymous, otherKey]) {
     const seen = await batchSees([`select set_config('pg_authorize.session', '${forged}', true)`])
     assert.equal(seen, '28000', forged.slice(0, 20))
   }
@@ -107,7 +109,7 @@ test('auth.jwt_session_init with forged tokens raises, and the batch sees nothin
 
 test('the private schema cannot be read or written through /sql', async () => {
   for (const q of [
-    'select * from pgauthorize.secret',
+    'select * from pgauthorize.sealing_key',
     'select * from pgauthorize.role_credentials',
     'select * from pgauthorize.providers',
     `insert into pgauthorize.providers (name, jwks_url, algorithms, roles) values ('evil', 'http://evil', '{RS256}', '{authenticated}')`,

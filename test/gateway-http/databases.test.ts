@@ -55,7 +55,7 @@ test('an HTTP request reuses the envelope of the same verified token; other toke
   assert.ok(wire.expiresAt! > first.expiresAt!, 'a wire session gets its own, longer-lived envelope')
 
   // The reused envelope works in Postgres exactly as a fresh one: it is Alice, and nobody else.
-  const c = new pg.Client(db.url)
+  const c = new pg.Client(await d.connectionConfig(database(), 'authenticated'))
   await c.connect()
   try {
     await c.query('begin')

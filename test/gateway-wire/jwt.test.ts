@@ -160,7 +160,7 @@ test("the database side's forgery attempts fail through psql", async () => {
     `set request.jwt.claims = '{"sub":"${bob.sub}"}'; select name from users where id::text = '${bob.sub}'`,
     'reset role; select name from users',
     'set role postgres',
-    'select key from pgauthorize.secret',
+    'select key from pgauthorize.sealing_key',
     'select password from pgauthorize.role_credentials',
   ]
   for (const sql of attempts) {

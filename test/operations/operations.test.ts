@@ -201,7 +201,7 @@ test('logs are JSON with request ids, and hold no token, key, password or query 
     // The database's own secrets.
     const rows = await withOwner(db.url, async (c) => {
       const creds = await c.query<{ password: string }>('select password from pgauthorize.role_credentials')
-      const key = await c.query<{ key: Buffer }>('select key from pgauthorize.secret')
+      const key = await c.query<{ key: Buffer }>('select key from pgauthorize.sealing_key where retire_at is null')
       return { passwords: creds.rows.map((r) => r.password), key: key.rows[0]!.key }
     })
     secrets.push(...rows.passwords, rows.key.toString('hex'), rows.key.toString('base64'), rows.key.toString('base64url'))

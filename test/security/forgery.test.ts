@@ -30,6 +30,7 @@ const ATTEMPTS: Array<[string, () => string]> = [
   // Claims settings
   ['set_config of plain JSON claims', () => `select set_config('pg_authorize.session', '${bobJson()}', false)`],
   ['SET of a forged envelope', () => `set pg_authorize.session = 'v1.${future()}.${b64({ sub: bob.sub, tenant_id: bob.tenantId })}.${'A'.repeat(43)}'`],
+  ['set_config of a forged v3 envelope', () => `select set_config('pg_authorize.session', E'v3\\t1\\t${future()}\\tauthenticated\\tapp\\t${DATABASE}\\t${bobJson()}\\t${'0'.repeat(64)}', false)`],
   ['set_config of a forged v2 envelope', () => `select set_config('pg_authorize.session', E'v2\\t${future()}\\t${bobJson()}\\t${'0'.repeat(64)}', false)`],
   ['PostgREST-style claims setting', () => `select set_config('request.jwt.claims', '${bobJson()}', false)`],
   ['pg_session_jwt setting', () => `set pg_session_jwt.jwt = 'x.${b64({ sub: bob.sub })}.y'`],
@@ -41,7 +42,7 @@ const ATTEMPTS: Array<[string, () => string]> = [
   ['SET SESSION AUTHORIZATION to the owner', () => 'set session authorization postgres'],
   ['set_config of role', () => `select set_config('role', 'postgres', false)`],
   // Private schema and catalogs
-  ['read the sealing key', () => 'select * from pgauthorize.secret'],
+  ['read the sealing key', () => 'select * from pgauthorize.sealing_key'],
   ['read the role passwords', () => 'select * from pgauthorize.role_credentials'],
   ['read pg_authid', () => 'select rolname, rolpassword from pg_authid'],
   ['call the private reject function', () => `select pgauthorize.reject_session('x')`],
@@ -194,7 +195,7 @@ test('another session\'s sealed claims never show in pg_stat_activity, so they c
         `select coalesce(string_agg(query, ' || '), '') as q, count(*)::int as n from pg_stat_activity where usename = current_user and pid <> pg_backend_pid()`)
       assert.ok(out.ok, JSON.stringify(out))
       assert.ok((out.rows[0]!.n as number) >= 2, `Alice should see Bob's backends (same role) over ${transport}`)
-      const envelopes = String(out.rows[0]!.q).match(/v1\.\d+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|v2\t\d+\t/g) ?? []
+      const envelopes = String(out.rows[0]!.q).match(/v1\.\d+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+|v[23]\t\d+\t/g) ?? []
       assert.deepEqual(envelopes, [], `${transport}: another user's envelope is readable in pg_stat_activity`)
     }
   } finally {
