@@ -17,6 +17,7 @@ import { PgAuthorizeError } from '../errors.js'
 import { applyMigrations, installedVersion } from './migrations.js'
 import { newSessionKey } from './session.js'
 import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
+import { scramVerifier } from './scram.js'
 
 /** The roles every setup creates. */
 export const DEFAULT_ROLES = ['authenticated', 'anonymous'] as const
@@ -178,7 +179,8 @@ async function ensureRole(
   const attrs = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS'
   if (existing.rows.length === 0) {
     password ??= randomBytes(24).toString('base64url')
-    await client.query(`create role ${quoteIdent(role)} ${attrs} password ${quoteLiteral(password)}`)
+    // A SCRAM verifier, never the password, in SQL text (a failed statement is logged with its text).
+    await client.query(`create role ${quoteIdent(role)} ${attrs} password ${quoteLiteral(await scramVerifier(password))}`)
     result.rolesCreated.push(role)
     result.passwordsSet.push(role)
   } else {
@@ -205,7 +207,7 @@ async function ensureRole(
       // The role exists (made by hand, or by setup in a database we cannot read) but no password for it
       // could be found: set a new one. Gateways of other databases using it must re-run setup.
       password = randomBytes(24).toString('base64url')
-      await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
+      await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(await scramVerifier(password))}`)
       result.passwordsSet.push(role)
     }
   }
@@ -255,7 +257,7 @@ async function verifyLogins(ownerUrl: string, client: pg.ClientBase, roles: stri
     } catch (err) {
       await c.end().catch(() => {})
       if ((err as { code?: string }).code === '28P01') {
-        await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
+        await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(await scramVerifier(password))}`)
         result.passwordsSet.push(role)
       }
       // Other failures (pg_hba not allowing this host, say) are left for the gateway to report.

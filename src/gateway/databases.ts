@@ -137,9 +137,9 @@ export class Databases {
   }
 
   /** Undoes a client's `ALTER ROLE CURRENT_USER PASSWORD/SET` on `role` (see `DatabaseContext.repairRole`). */
-  async repairRole(database: string, role: string): Promise<void> {
+  async repairRole(database: string, role: string): Promise<boolean> {
     const { ctx } = await this.open(database)
-    await ctx.repairRole(role)
+    return ctx.repairRole(role)
   }
 
   /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */
