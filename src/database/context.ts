@@ -8,6 +8,7 @@
 import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import { ownerConnectError, parseDatabaseUrl, withDatabase, withUser } from './connect.js'
+import { BackendReaper } from './backend-reaper.js'
 import { RoleRepairer } from './role-repair.js'
 import { loadSessionKey, type SessionKey } from './session.js'
 
@@ -40,6 +41,12 @@ export interface DatabaseContext {
    * without limit. Everything the gateway does with owner rights goes through here.
    */
   withOwner<T>(fn: (owner: pg.ClientBase) => Promise<T>): Promise<T>
+  /**
+   * Terminates backend `pid` of `role` (started at `backendStart`, epoch seconds as text) through the owner
+   * after a short grace period, unless it has exited by then: for a session that is over but whose
+   * statement ignores the cancel (see backend-reaper.ts).
+   */
+  reapBackend(pid: number, backendStart: string, role: string): void
   /** Closes the owner pool. */
   close(): Promise<void>
 }
@@ -93,6 +100,7 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
     })
   }
   const repairer = new RoleRepairer({ withOwner, password: (role) => credentials.get(role) })
+  const reaper = new BackendReaper({ withOwner })
   try {
     await load()
   } catch (err) {
@@ -119,7 +127,11 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
     },
     reload: load,
     repairRole: (role: string) => repairer.repair(role),
+    reapBackend: (pid, backendStart, role) => reaper.schedule(pid, backendStart, role),
     withOwner,
-    close: () => owners.end(),
+    close: () => {
+      reaper.close()
+      return owners.end()
+    },
   }
 }

@@ -142,6 +142,11 @@ export class Databases {
     return ctx.repairRole(role)
   }
 
+  /** Terminates a wire session's backend after a grace period unless it exits (see `DatabaseContext.reapBackend`). */
+  reapBackend(database: string, role: string, pid: number, backendStart: string): void {
+    this.open(database).then(({ ctx }) => ctx.reapBackend(pid, backendStart, role), () => {})
+  }
+
   /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */
   async authenticate(req: AuthenticateRequest): Promise<Identity> {
     const { ctx, verifier } = await this.open(req.database)

@@ -76,6 +76,12 @@ export interface WireIdentity {
    * this call ran the repair.
    */
   repair?: () => Promise<boolean>
+  /**
+   * Terminates the upstream backend `pid` (named with its `backend_start`) through the owner after a grace
+   * period, unless it has exited: called when a session ends for any reason but the upstream closing, since
+   * a statement that catches the cancel would otherwise keep running after the session is over.
+   */
+  reap?: (pid: number, backendStart: string) => void
 }
 
 export type WireEvent = { kind: string; [k: string]: unknown }
@@ -426,6 +432,7 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     let upstream!: pg.Client
     let internals!: PgClientInternals
     let status!: Map<string, string>
+    let backendStart: string | null = null
     try {
       const login = async (): Promise<void> => {
         const c = new pg.Client(identity.upstream)
@@ -440,13 +447,14 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
         internals = ci
         status = seen
         await c.connect()
-        if (!identity.repair) return
+        if (!identity.repair && !identity.reap) return
         // The session's own settings, before it serves anything: stored role defaults are already in force.
         const check = await checkSession(c)
-        if (check.tainted.length > 0) {
+        if (identity.repair && check.tainted.length > 0) {
           c.end().catch(() => {})
           throw new RoleTaintedError(check.tainted)
         }
+        backendStart = check.backendStart
       }
       if (!identity.repair) await login()
       else {
@@ -497,9 +505,15 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     keyBytes.writeInt32BE(secretKey)
     let expiryTimer: NodeJS.Timeout | undefined
     const startedAt = Date.now()
+    const upstreamPid = internals.processID
     const relay = new Relay(client, socket, (reason: RelayEndReason) => {
       clearTimeout(expiryTimer)
       live.delete(processId)
+      // Only a backend that closed its own socket is known to be gone; any other end may leave a statement
+      // running that ignores the cancel (expiry, a client that went away mid-statement, shutdown).
+      if (reason !== 'upstream-closed' && identity.reap && upstreamPid !== null && backendStart !== null) {
+        identity.reap(upstreamPid, backendStart)
+      }
       emit({ kind: 'session-end', role: identity.role, database: identity.database, transport, reason, ms: Date.now() - startedAt })
     })
     live.set(processId, { secretKey: keyBytes, cancel, relay })
