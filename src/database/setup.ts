@@ -18,6 +18,7 @@ import { applyMigrations, installedVersion } from './migrations.js'
 import { newSessionKey } from './session.js'
 import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
 import { scramVerifier } from './scram.js'
+import { restrictLargeObjects, unrestrictLargeObjects } from './large-objects.js'
 
 /** The roles every setup creates. */
 export const DEFAULT_ROLES = ['authenticated', 'anonymous'] as const
@@ -290,6 +291,9 @@ export async function setup(ownerUrl: string, options: SetupOptions = {}): Promi
       const all = await client.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')
       result.roles = all.rows.map((r) => r.role)
       await grant(client, result.roles, schemas, options.grants !== false)
+      // Large objects are outside RLS and shared by every user of a role (large-objects.ts).
+      if (await restrictLargeObjects(client)) log('large-object functions revoked from PUBLIC')
+      else log('warning: large objects stay readable by every user of a restricted role (setup needs a superuser to revoke them; see pg-authorize lint)')
       result.version = (await installedVersion(client)) ?? 0
       await client.query('commit')
     } catch (err) {
@@ -351,6 +355,7 @@ export async function uninstall(ownerUrl: string, options: UninstallOptions = {}
       const existing = (
         await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [roles])
       ).rows.map((r) => r.rolname)
+      await unrestrictLargeObjects(client)
       await client.query('drop schema if exists auth cascade')
       await client.query('drop schema if exists pgauthorize cascade')
       if (existing.length) {
