@@ -47,6 +47,7 @@ export type ErrorCode =
   | 'ERR_PROVIDER_EXISTS'
   | 'ERR_PROVIDER_NOT_FOUND'
   | 'ERR_SESSION_INVALID'
+  | 'ERR_ROLE_TAMPERED'
   // gateway
   | 'ERR_BAD_REQUEST'
   | 'ERR_CONNECTION_STRING_INVALID'
@@ -114,6 +115,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_PROVIDER_EXISTS: { status: 409, sqlstate: '42710', exitCode: 1 },
   ERR_PROVIDER_NOT_FOUND: { status: 404, sqlstate: '42704', exitCode: 1 },
   ERR_SESSION_INVALID: auth,
+  // A client keeps altering the restricted role (ALTER ROLE CURRENT_USER ...): "cannot connect now", retry.
+  ERR_ROLE_TAMPERED: { status: 503, sqlstate: '57P03', exitCode: 1 },
   ERR_BAD_REQUEST: { status: 400, sqlstate: '08P01', exitCode: 2 },
   ERR_CONNECTION_STRING_INVALID: { status: 400, sqlstate: '08P01', exitCode: 2 },
   ERR_ISOLATION_LEVEL_INVALID: { status: 400, sqlstate: '08P01', exitCode: 2 },

@@ -7,7 +7,9 @@
  */
 import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
-import { ownerConnectError, parseDatabaseUrl, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
+import { ownerConnectError, parseDatabaseUrl, withDatabase, withUser } from './connect.js'
+import { BackendReaper } from './backend-reaper.js'
+import { RoleRepairer } from './role-repair.js'
 import { loadSessionKey, sealClaims, type Claims, type SealOptions, type SessionKey } from './session.js'
 
 export interface DatabaseContext {
@@ -35,15 +37,23 @@ export interface DatabaseContext {
    * `ALTER ROLE CURRENT_USER PASSWORD ...` (locks the gateway out) and `ALTER ROLE CURRENT_USER SET ...`
    * (e.g. `statement_timeout = 1` for every later connection of every user). Postgres lets any role do
    * both to itself and has no privilege to revoke that, so the gateway repairs it through the owner
-   * connection whenever a login fails or a new connection finds stored role defaults ({@link roleTainted}).
+   * connection whenever a login fails or a new connection runs with stored role defaults (`checkSession`).
+   * Single-flight (see role-repair.ts); resolves true when this call ran the repair, false when it joined
+   * one in flight.
    */
-  repairRole(role: string): Promise<void>
+  repairRole(role: string): Promise<boolean>
   /**
    * Runs `fn` on a connection of this context's owner pool: small and bounded (security property 10), so
    * nothing a client does (a NOTIFY flood, a login storm) can make the gateway open owner connections
    * without limit. Everything the gateway does with owner rights goes through here.
    */
   withOwner<T>(fn: (owner: pg.ClientBase) => Promise<T>): Promise<T>
+  /**
+   * Terminates backend `pid` of `role` (started at `backendStart`, epoch seconds as text) through the owner
+   * after a short grace period, unless it has exited by then: for a session that is over but whose
+   * statement ignores the cancel (see backend-reaper.ts).
+   */
+  reapBackend(pid: number, backendStart: string, role: string): void
   /** Closes the owner pool. */
   close(): Promise<void>
 }
@@ -51,28 +61,7 @@ export interface DatabaseContext {
 /** Owner connections one database context may hold at once. */
 export const OWNER_POOL_MAX = 2
 
-/**
- * Run by every new restricted-role connection before it serves a client: true when the role (in any or
- * this database) has defaults stored with `ALTER ROLE ... SET`. Setup never stores any, so one found was
- * put there by a client; the connection already runs with it and must be discarded. A failing check
- * (e.g. a stored `statement_timeout = 1`) counts as tainted too: fail closed.
- */
-export async function roleTainted(client: pg.ClientBase): Promise<boolean> {
-  try {
-    const r = await client.query<{ tainted: boolean }>(ROLE_DEFAULTS_SQL)
-    return r.rows[0]?.tainted !== false
-  } catch {
-    return true
-  }
-}
-
-const ROLE_DEFAULTS_SQL = `select exists (select 1 from pg_catalog.pg_db_role_setting s
-   where s.setrole = (select oid from pg_catalog.pg_roles where rolname = current_user)
-     and s.setdatabase in (0, (select oid from pg_catalog.pg_database where datname = pg_catalog.current_database())))
-  as tainted`
-
-/** SQLSTATE of a failed password login: the role's password may have been changed by a client. */
-export const LOGIN_FAILED_SQLSTATE = '28P01'
+export { LOGIN_FAILED_SQLSTATE } from './role-repair.js'
 
 /** Session defaults the Neon client's type parsers rely on, sent in the startup packet. */
 export const SESSION_OPTIONS = '-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c bytea_output=hex -c client_encoding=UTF8 -c extra_float_digits=1'
@@ -117,6 +106,8 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
       dbName = (await c.query<{ d: string }>('select current_database() as d')).rows[0]!.d
     })
   }
+  const repairer = new RoleRepairer({ withOwner, password: (role) => credentials.get(role) })
+  const reaper = new BackendReaper({ withOwner })
   try {
     await load()
   } catch (err) {
@@ -151,23 +142,12 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
     seal(claims, role, provider, options) {
       return sealClaims(sessionKey, claims, { role, database: dbName, provider }, options)
     },
-    async repairRole(role: string): Promise<void> {
-      const password = credentials.get(role)
-      if (password === undefined) return
-      await withOwner(async (c) => {
-        const r = await c.query<{ db: string | null }>(
-          `select d.datname as db from pg_catalog.pg_db_role_setting s
-             left join pg_catalog.pg_database d on d.oid = s.setdatabase
-            where s.setrole = (select oid from pg_catalog.pg_roles where rolname = $1)`,
-          [role],
-        )
-        for (const { db } of r.rows) {
-          await c.query(`alter role ${quoteIdent(role)}${db === null ? '' : ` in database ${quoteIdent(db)}`} reset all`)
-        }
-        await c.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
-      })
-    },
+    repairRole: (role: string) => repairer.repair(role),
+    reapBackend: (pid, backendStart, role) => reaper.schedule(pid, backendStart, role),
     withOwner,
-    close: () => owners.end(),
+    close: () => {
+      reaper.close()
+      return owners.end()
+    },
   }
 }

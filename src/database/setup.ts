@@ -17,6 +17,8 @@ import { PgAuthorizeError } from '../errors.js'
 import { applyMigrations, installedVersion } from './migrations.js'
 import { rotateSessionKey } from './session.js'
 import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
+import { scramVerifier } from './scram.js'
+import { restrictLargeObjects, unrestrictLargeObjects } from './large-objects.js'
 
 /** The roles every setup creates. */
 export const DEFAULT_ROLES = ['authenticated', 'anonymous'] as const
@@ -180,7 +182,8 @@ async function ensureRole(
   const attrs = 'LOGIN NOINHERIT NOSUPERUSER NOCREATEDB NOCREATEROLE NOREPLICATION NOBYPASSRLS'
   if (existing.rows.length === 0) {
     password ??= randomBytes(24).toString('base64url')
-    await client.query(`create role ${quoteIdent(role)} ${attrs} password ${quoteLiteral(password)}`)
+    // A SCRAM verifier, never the password, in SQL text (a failed statement is logged with its text).
+    await client.query(`create role ${quoteIdent(role)} ${attrs} password ${quoteLiteral(await scramVerifier(password))}`)
     result.rolesCreated.push(role)
     result.passwordsSet.push(role)
   } else {
@@ -207,7 +210,7 @@ async function ensureRole(
       // The role exists (made by hand, or by setup in a database we cannot read) but no password for it
       // could be found: set a new one. Gateways of other databases using it must re-run setup.
       password = randomBytes(24).toString('base64url')
-      await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
+      await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(await scramVerifier(password))}`)
       result.passwordsSet.push(role)
     }
   }
@@ -257,7 +260,7 @@ async function verifyLogins(ownerUrl: string, client: pg.ClientBase, roles: stri
     } catch (err) {
       await c.end().catch(() => {})
       if ((err as { code?: string }).code === '28P01') {
-        await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(password)}`)
+        await client.query(`alter role ${quoteIdent(role)} password ${quoteLiteral(await scramVerifier(password))}`)
         result.passwordsSet.push(role)
       }
       // Other failures (pg_hba not allowing this host, say) are left for the gateway to report.
@@ -293,6 +296,9 @@ export async function setup(ownerUrl: string, options: SetupOptions = {}): Promi
       const all = await client.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')
       result.roles = all.rows.map((r) => r.role)
       await grant(client, result.roles, schemas, options.grants !== false)
+      // Large objects are outside RLS and shared by every user of a role (large-objects.ts).
+      if (await restrictLargeObjects(client)) log('large-object functions revoked from PUBLIC')
+      else log('warning: large objects stay readable by every user of a restricted role (setup needs a superuser to revoke them; see pg-authorize lint)')
       result.version = (await installedVersion(client)) ?? 0
       await client.query('commit')
     } catch (err) {
@@ -354,6 +360,7 @@ export async function uninstall(ownerUrl: string, options: UninstallOptions = {}
       const existing = (
         await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [roles])
       ).rows.map((r) => r.rolname)
+      await unrestrictLargeObjects(client)
       await client.query('drop schema if exists auth cascade')
       await client.query('drop schema if exists pgauthorize cascade')
       if (existing.length) {

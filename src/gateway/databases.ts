@@ -138,9 +138,14 @@ export class Databases {
   }
 
   /** Undoes a client's `ALTER ROLE CURRENT_USER PASSWORD/SET` on `role` (see `DatabaseContext.repairRole`). */
-  async repairRole(database: string, role: string): Promise<void> {
+  async repairRole(database: string, role: string): Promise<boolean> {
     const { ctx } = await this.open(database)
-    await ctx.repairRole(role)
+    return ctx.repairRole(role)
+  }
+
+  /** Terminates a wire session's backend after a grace period unless it exits (see `DatabaseContext.reapBackend`). */
+  reapBackend(database: string, role: string, pid: number, backendStart: string): void {
+    this.open(database).then(({ ctx }) => ctx.reapBackend(pid, backendStart, role), () => {})
   }
 
   /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */

@@ -217,6 +217,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         expiresAt: identity.expiresAt,
         upstream: await databases.connectionConfig(identity.database, identity.role),
         repair: () => databases.repairRole(identity.database, identity.role),
+        reap: (pid, backendStart) => databases.reapBackend(identity.database, identity.role, pid, backendStart),
       }
     },
     ...(options.tls ? { tls: options.tls } : {}),

@@ -96,6 +96,15 @@ export class Observer {
       case 'upstream-failed':
         this.#logger.error({ role: e.role, database: e.database, kind: e.kind }, 'database connection failed')
         return
+      case 'role-repair':
+        // One count per repair run; logins that joined a repair already in flight are not counted again.
+        if (e.led !== true) return
+        m?.roleRepairs.inc({ database: String(e.database), role: String(e.role), reason: String(e.reason) })
+        this.#logger.warn(
+          { role: e.role, database: e.database, reason: e.reason, transport: e.transport },
+          'restricted role altered by a client (ALTER ROLE CURRENT_USER); repaired through the owner',
+        )
+        return
       case 'reset-failed':
         this.#logger.warn({ role: e.role, database: e.database }, 'connection reset failed; connection discarded')
         return

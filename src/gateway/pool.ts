@@ -29,14 +29,8 @@ import net from 'node:net'
 import pg from 'pg'
 import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { RESET_SESSION_SQL } from '../database/session.js'
-import { LOGIN_FAILED_SQLSTATE, SESSION_OPTIONS, roleTainted } from '../database/context.js'
-
-/** A new connection ran with role defaults a client had stored; they have been removed, connect again. */
-class RoleTaintedError extends Error {
-  constructor() {
-    super('the role had settings stored by a client; they were removed')
-  }
-}
+import { SESSION_OPTIONS } from '../database/context.js'
+import { RoleTaintedError, checkSession, loginWithRepair } from '../database/role-repair.js'
 
 export interface GatewayPoolsOptions {
   /** How to log in to `database` as `role` (host, port, user = role, its stored password, ssl...). */
@@ -51,10 +45,11 @@ export interface GatewayPoolsOptions {
   cancelTimeoutMillis?: number
   /**
    * Undoes what a client may have done to `role` itself (`ALTER ROLE CURRENT_USER PASSWORD/SET`), through the
-   * owner. When given, every new connection is checked with `roleTainted` and a failed login or a tainted
-   * connection triggers one repair and one retry. See `DatabaseContext.repairRole`.
+   * owner. When given, every new connection is checked with `checkSession` before it is used, and a failed
+   * login or a tainted connection is discarded, the role repaired and the login retried (bounded, with
+   * backoff). Resolves true when this call ran the repair. See `DatabaseContext.repairRole`.
    */
-  repairRole?(database: string, role: string): Promise<void>
+  repairRole?(database: string, role: string): Promise<boolean>
   /** Hook for logs/metrics; never receives secrets. */
   onEvent?: (e: { kind: string; [k: string]: unknown }) => void
 }
@@ -168,20 +163,15 @@ export class GatewayPools {
   }
 
   async #connect(entry: Entry, database: string, role: string): Promise<pg.PoolClient> {
+    const repair = this.#opts.repairRole
     try {
-      return await entry.pool.connect()
+      if (!repair) return await entry.pool.connect()
+      // A client changed the role's password or stored role defaults: repair through the owner, retry.
+      return await loginWithRepair(() => entry.pool.connect(), () => repair(database, role), {
+        onRepair: (reason, led) => this.#opts.onEvent?.({ kind: 'role-repair', database, role, reason, led, transport: 'http' }),
+      })
     } catch (err) {
-      // A client changed the role's password or stored role defaults: repair through the owner, retry once.
-      const repair = this.#opts.repairRole
-      const repairable = err instanceof RoleTaintedError || (err as { code?: unknown })?.code === LOGIN_FAILED_SQLSTATE
-      if (!repair || !repairable) throw this.#connectError(err, database, role)
-      this.#opts.onEvent?.({ kind: 'role-repair', database, role })
-      try {
-        await repair(database, role)
-        return await entry.pool.connect()
-      } catch (err2) {
-        throw this.#connectError(err2, database, role)
-      }
+      throw this.#connectError(err, database, role)
     }
   }
 
@@ -247,10 +237,9 @@ export class GatewayPools {
       // Settings a client stored on the role with ALTER ROLE apply to every new connection: never serve one.
       ...(this.#opts.repairRole
         ? { onConnect: async (client: pg.ClientBase) => {
-            if (await roleTainted(client)) {
-              await this.#opts.repairRole!(database, role)
-              throw new RoleTaintedError()
-            }
+            // The session's own settings, not the catalog: what it really runs with (pg-pool ends it on throw).
+            const check = await checkSession(client)
+            if (check.tainted.length > 0) throw new RoleTaintedError(check.tainted)
           } }
         : {}),
     })

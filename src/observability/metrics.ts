@@ -79,6 +79,13 @@ export class GatewayMetrics {
     registers: [this.registry],
   })
 
+  readonly roleRepairs = new Counter({
+    name: 'pg_authorize_role_repairs_total',
+    help: 'Repairs of a restricted role a client had altered (ALTER ROLE CURRENT_USER PASSWORD/SET), by reason.',
+    labelNames: ['database', 'role', 'reason'] as const,
+    registers: [this.registry],
+  })
+
   constructor(sources: MetricsSources = {}) {
     const { pools, wireSessions, jwksAges } = sources
     new Gauge({

@@ -17,6 +17,7 @@
  * - `security-definer` (error when executable through PUBLIC, warning when granted explicitly): a
  *   SECURITY DEFINER function outside `auth` that a restricted role can execute: it runs with its owner's
  *   rights, which bypass RLS.
+ * - `large-objects` (error): a restricted role may execute the large-object functions (lint-large-objects.ts).
  *
  * @module
  */
@@ -26,6 +27,7 @@ import { withOwner } from '../database/providers.js'
 import { PgAuthorizeError } from '../errors.js'
 import { alignedTable } from './format.js'
 import { findCalls, parseNodeTree } from './node-tree.js'
+import { largeObjectFindings } from './lint-large-objects.js'
 
 export type Severity = 'error' | 'warning'
 
@@ -37,6 +39,7 @@ export const LINT_RULES = [
   'uid-not-uuid',
   'sequence-grant',
   'security-definer',
+  'large-objects',
 ] as const
 export type LintRule = (typeof LINT_RULES)[number]
 
@@ -272,6 +275,7 @@ async function lintWith(c: pg.ClientBase): Promise<Finding[]> {
       fix: `REVOKE EXECUTE ON FUNCTION ${f.fn} FROM PUBLIC, ${roleList(f.roles)}; -- or, if it need not bypass RLS: ALTER FUNCTION ${f.fn} SECURITY INVOKER;`,
     })
   }
+  findings.push(...(await largeObjectFindings(c, roles)))
   return findings
 }
 

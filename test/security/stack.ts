@@ -81,6 +81,8 @@ export interface Stack {
   gatewayEvents: Array<{ kind: string; [k: string]: unknown }>
   /** `connection authorized` log lines of the restricted roles, counted since start. */
   restrictedLogins(): number
+  /** The server log's lines so far (the last 50,000). */
+  serverLog(): string[]
   /** A valid token (RS256, issuer, audience, 10 min) for a user, or any claims. */
   token(claims?: Record<string, unknown>, key?: SigningKey): Promise<string>
   claimsOf(user: DemoUser): Record<string, unknown>
@@ -144,9 +146,14 @@ export async function startPostgres(dir: string, port?: number, onLog?: (line: s
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const dir = await tempDir('pga-sec-')
   let logins = 0
+  const log: string[] = []
   const onLog = (line: string) => {
     options.onServerLog?.(line)
-    for (const l of line.split('\n')) if (/connection authorized: user=(authenticated|anonymous)\b/.test(l)) logins++
+    for (const l of line.split('\n')) {
+      if (/connection authorized: user=(authenticated|anonymous)\b/.test(l)) logins++
+      log.push(l)
+    }
+    if (log.length > 60_000) log.splice(0, log.length - 50_000)
   }
   const postgres = options.postgres ?? (await startPostgres(dir, undefined, onLog))
   const closers: Array<() => Promise<unknown>> = []
@@ -302,6 +309,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       verifierEvents,
       gatewayEvents,
       restrictedLogins: () => logins - baseline,
+      serverLog: () => [...log],
       token,
       claimsOf,
       run,

@@ -19,3 +19,6 @@ revoke usage, select on sequence public.notes_id_seq from authenticated, anonymo
 -- security-definer: executable through PUBLIC, the default for a new function.
 create function public.all_notes() returns setof public.notes language sql security definer
   as 'select * from public.notes';
+
+-- large-objects: a restricted role given a large-object function back (setup revoked them from PUBLIC).
+grant execute on function pg_catalog.lo_get(oid) to authenticated;

@@ -40,17 +40,18 @@ test('on the flawed schema every rule fires, on the right object and with the ri
     'uid-not-uuid': ['warning "notes_update" on public.notes'],
     'sequence-grant': ['error public.notes_id_seq'],
     'security-definer': ['error public.all_notes()'],
+    'large-objects': ['error authenticated'],
   })
   assert.deepEqual(new Set(report.findings.map((f) => f.rule)), new Set(LINT_RULES))
   for (const f of report.findings) assert.ok(f.message && f.fix, `${f.rule} has a message and a fix`)
-  assert.equal(report.errors, 4)
+  assert.equal(report.errors, 5)
   assert.equal(report.warnings, 3)
 
   const cli = await runCli(['lint', '--database-url', flawed.url])
   assert.equal(cli.code, 1, 'errors make the exit status non-zero')
-  assert.match(cli.stdout, /4 error\(s\), 3 warning\(s\)/)
+  assert.match(cli.stdout, /5 error\(s\), 3 warning\(s\)/)
   const json = await runCli(['lint', '--database-url', flawed.url, '--json'])
-  assert.equal(JSON.parse(json.stdout).findings.length, 7)
+  assert.equal(JSON.parse(json.stdout).findings.length, 8)
 })
 
 test('each rule goes silent once its flaw is fixed (the linter\'s own fix SQL where it is concrete)', async () => {
@@ -64,6 +65,7 @@ test('each rule goes silent once its flaw is fixed (the linter\'s own fix SQL wh
     ['uid-not-uuid', () => fixOf('uid-not-uuid')],
     ['sequence-grant', () => fixOf('sequence-grant')],
     ['security-definer', async () => (await fixOf('security-definer')).replace(/; --.*$/, '')],
+    ['large-objects', async () => 'revoke execute on function pg_catalog.lo_get(oid) from authenticated'],
   ]
   const remaining = new Set<LintRule>(LINT_RULES)
   for (const [rule, fix] of fixes) {

@@ -27,7 +27,7 @@ import tls from 'node:tls'
 import pg from 'pg'
 import { createWebSocketStream, WebSocketServer, type WebSocket } from 'ws'
 import { installClaimsParamSql } from '../../database/session.js'
-import { LOGIN_FAILED_SQLSTATE, roleTainted } from '../../database/context.js'
+import { RoleTaintedError, checkSession, loginWithRepair } from '../../database/role-repair.js'
 import { ERROR_TABLE, isPgAuthorizeError, PgAuthorizeError } from '../../errors.js'
 import {
   authenticationMessage,
@@ -71,10 +71,17 @@ export interface WireIdentity {
   upstream: pg.ClientConfig
   /**
    * Undoes `ALTER ROLE CURRENT_USER PASSWORD/SET` a client may have run (through the owner). When given, the
-   * upstream connection is checked with `roleTainted`; a failed login or stored role defaults trigger one
-   * repair and one new login.
+   * upstream connection is checked with `checkSession` before it serves anything; a failed login or stored
+   * role defaults discard it, repair the role and log in again (bounded, with backoff). Resolves true when
+   * this call ran the repair.
    */
-  repair?: () => Promise<void>
+  repair?: () => Promise<boolean>
+  /**
+   * Terminates the upstream backend `pid` (named with its `backend_start`) through the owner after a grace
+   * period, unless it has exited: called when a session ends for any reason but the upstream closing, since
+   * a statement that catches the cancel would otherwise keep running after the session is over.
+   */
+  reap?: (pid: number, backendStart: string) => void
 }
 
 export type WireEvent = { kind: string; [k: string]: unknown }
@@ -425,30 +432,35 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     let upstream!: pg.Client
     let internals!: PgClientInternals
     let status!: Map<string, string>
+    let backendStart: string | null = null
     try {
-      for (let attempt = 0; ; attempt++) {
-        upstream = new pg.Client(identity.upstream)
-        internals = upstream as unknown as PgClientInternals
-        const seen = (status = new Map<string, string>())
-        internals.connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
+      const login = async (): Promise<void> => {
+        const c = new pg.Client(identity.upstream)
+        const ci = c as unknown as PgClientInternals
+        const seen = new Map<string, string>()
+        ci.connection.on('parameterStatus', (m: { parameterName: string; parameterValue: string }) => {
           seen.set(m.parameterName, m.parameterValue)
         })
         // Errors surface through connect()/query(); this keeps a late socket error from going unhandled.
-        upstream.on('error', () => {})
-        let tainted: boolean
-        try {
-          await upstream.connect()
-          tainted = identity.repair !== undefined && (await roleTainted(upstream))
-        } catch (err) {
-          if (!identity.repair || attempt > 0 || (err as { code?: unknown }).code !== LOGIN_FAILED_SQLSTATE) throw err
-          tainted = true
+        c.on('error', () => {})
+        upstream = c
+        internals = ci
+        status = seen
+        await c.connect()
+        if (!identity.repair && !identity.reap) return
+        // The session's own settings, before it serves anything: stored role defaults are already in force.
+        const check = await checkSession(c)
+        if (identity.repair && check.tainted.length > 0) {
+          c.end().catch(() => {})
+          throw new RoleTaintedError(check.tainted)
         }
-        if (!tainted) break
-        // A client changed the role's password or stored role defaults: never serve this login; repair, retry once.
-        upstream.end().catch(() => {})
-        emit({ kind: 'role-repair', role: identity.role, database: identity.database })
-        await identity.repair!()
-        if (attempt > 0) throw new PgAuthorizeError('ERR_DB_CONNECT', 'the role had settings stored by a client')
+        backendStart = check.backendStart
+      }
+      if (!identity.repair) await login()
+      else {
+        await loginWithRepair(login, identity.repair, {
+          onRepair: (reason, led) => emit({ kind: 'role-repair', role: identity.role, database: identity.database, reason, led, transport }),
+        })
       }
       if (settings.length > 0) {
         const list = settings.map((_, i) => `pg_catalog.set_config($${2 * i + 1}, $${2 * i + 2}, false)`)
@@ -461,7 +473,10 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
       emit({ kind: 'upstream-failed', role: identity.role, database: identity.database, message: (err as Error).message })
       if (isPgAuthorizeError(err) || err instanceof Fatal) throw err
       const sqlstate = (err as { code?: unknown }).code
-      if (typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate)) throw new Fatal(sqlstate, (err as Error).message)
+      // XX000 is Postgres' internal error (e.g. "tuple concurrently updated"): not the client's business.
+      if (typeof sqlstate === 'string' && /^[0-9A-Z]{5}$/.test(sqlstate) && sqlstate !== 'XX000') {
+        throw new Fatal(sqlstate, (err as Error).message)
+      }
       throw new PgAuthorizeError('ERR_DB_CONNECT', 'could not connect to the database as the role')
     }
     // Take over pg's socket: from here on its bytes are spliced, not parsed.
@@ -490,9 +505,15 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     keyBytes.writeInt32BE(secretKey)
     let expiryTimer: NodeJS.Timeout | undefined
     const startedAt = Date.now()
+    const upstreamPid = internals.processID
     const relay = new Relay(client, socket, (reason: RelayEndReason) => {
       clearTimeout(expiryTimer)
       live.delete(processId)
+      // Only a backend that closed its own socket is known to be gone; any other end may leave a statement
+      // running that ignores the cancel (expiry, a client that went away mid-statement, shutdown).
+      if (reason !== 'upstream-closed' && identity.reap && upstreamPid !== null && backendStart !== null) {
+        identity.reap(upstreamPid, backendStart)
+      }
       emit({ kind: 'session-end', role: identity.role, database: identity.database, transport, reason, ms: Date.now() - startedAt })
     })
     live.set(processId, { secretKey: keyBytes, cancel, relay })
