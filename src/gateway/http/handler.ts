@@ -109,6 +109,13 @@ export interface SqlHttpHandlerOptions {
   authenticate(req: HttpAuthRequest): Promise<HttpIdentity>
   /** Where connections come from (only `acquire` is used). */
   pools: Pick<GatewayPools, 'acquire'>
+  /**
+   * Checks the `Authorization` token's presence and shape (never its signature: `authenticate` does that)
+   * before the body is read, so a request that cannot authenticate costs no body read (up to
+   * `maxRequestBytes`). Throws a PgAuthorizeError. The gateway refuses a missing token (unless anonymous
+   * requests are allowed) and one that is not three base64url segments.
+   */
+  precheckToken?(token: string | undefined): void
   /** Largest request body in bytes; larger gets 413. Default 10 MiB (Neon's). */
   maxRequestBytes?: number
   /** Largest response body in bytes, enforced while rows arrive; larger gets 507. Default 10 MiB (Neon's). */
@@ -294,6 +301,7 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
       }
       token = authz.slice(7).trim()
     }
+    options.precheckToken?.(token)
     const arrayModeDefault = h.get('neon-array-mode') === 'true'
     const rawText = h.get('neon-raw-text-output') === 'true'
 
