@@ -53,6 +53,7 @@ export type ErrorCode =
   | 'ERR_CONNECTION_STRING_INVALID'
   | 'ERR_ISOLATION_LEVEL_INVALID'
   | 'ERR_MULTI_STATEMENT'
+  | 'ERR_TRANSACTION_CONTROL'
   | 'ERR_REQUEST_TOO_LARGE'
   | 'ERR_RESPONSE_TOO_LARGE'
   | 'ERR_POOL_TIMEOUT'
@@ -121,6 +122,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_CONNECTION_STRING_INVALID: { status: 400, sqlstate: '08P01', exitCode: 2 },
   ERR_ISOLATION_LEVEL_INVALID: { status: 400, sqlstate: '08P01', exitCode: 2 },
   ERR_MULTI_STATEMENT: { status: 400, sqlstate: '42601', exitCode: 2 },
+  ERR_TRANSACTION_CONTROL: { status: 400, sqlstate: '25000', exitCode: 2 },
   ERR_REQUEST_TOO_LARGE: { status: 413, sqlstate: '54000', exitCode: 2 },
   ERR_RESPONSE_TOO_LARGE: { status: 507, sqlstate: '54000', exitCode: 1 },
   ERR_POOL_TIMEOUT: { status: 400, sqlstate: '53300', exitCode: 1 },

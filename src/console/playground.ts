@@ -21,6 +21,7 @@ import { installClaimsParamSql, type Claims } from '../database/session.js'
 import type { Verifier } from '../verify/verifier.js'
 import { cleanToken } from './inspect.js'
 import { fail, str } from './http.js'
+import { queryRefusingCopyIn } from '../lib/copy-in.js'
 
 /** Rows returned to the page at most. */
 export const MAX_ROWS = 500
@@ -236,7 +237,7 @@ export async function runAs(
     if (identity.claims) await client.query(installClaimsParamSql(true), [ctx.seal(identity.claims, role, 'console', { maxTtlSeconds: 300 })])
     const { tables, command } = await touchedTables(client, sql, role)
     try {
-      const r = await client.query(extended(sql))
+      const r = await queryRefusingCopyIn<unknown[]>(client, extended(sql))
       const rows = r.rows ?? []
       return {
         identity,

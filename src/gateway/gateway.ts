@@ -26,6 +26,10 @@ import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
 import { Observer } from './observe.js'
 import { listen, urlHost } from '../lib/listen.js'
+import { isCompactJws } from '../verify/verifier.js'
+
+/** Neon's wording for a request without a token (Databases.authenticate says the same). */
+const MISSING_TOKEN = 'missing authentication credentials: required authorization bearer token in JWT format'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -141,8 +145,17 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent,
   })
 
+  const allowAnonymous = options.allowAnonymous ?? false
   const sqlCore = createSqlCore({
     pools,
+    // Before the body is read (up to maxRequestBytes): a request that cannot authenticate costs no more.
+    precheckToken: (token) => {
+      if (!token) {
+        if (!allowAnonymous) throw new PgAuthorizeError('ERR_TOKEN_MISSING', MISSING_TOKEN)
+      } else if (!isCompactJws(token)) {
+        throw new PgAuthorizeError('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
+      }
+    },
     authenticate: (req) => databases.authenticate({ token: req.token, role: req.role, database: req.database, transport: 'http' }),
     ...(options.maxRequestBytes ? { maxRequestBytes: options.maxRequestBytes } : {}),
     ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
@@ -222,6 +235,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     ...(options.tls ? { tls: options.tls } : {}),
     allowInsecurePassword: options.allowInsecurePassword ?? false,
+    // After login a WebSocket message may be as large as a /sql body (before it, a few tens of kB).
+    ...(options.maxRequestBytes ? { maxWebSocketMessageBytes: options.maxRequestBytes } : {}),
     onEvent,
   })
 

@@ -17,6 +17,13 @@
  *     `RESET_SESSION_SQL` (which rolls back) in the background, and only then returned.
  *   A connection whose reset fails, or that saw a protocol-level failure (`lease.destroy()`,
  *   `lease.cancel()`), is closed instead.
+ * - Nothing lingers on an idle connection (issue 14 item 6): advisory locks, LISTEN, temp tables and
+ *   `WITH HOLD` cursors hold resources other sessions can see. A connection given back dirty that no request
+ *   takes within `idleResetMillis` (default 50 ms) is reset in the background with `RESET_SESSION_SQL`; a
+ *   request that takes it first resets it in its pipeline as above (so a busy pool pays nothing extra), and
+ *   one that takes it during that reset waits for it and needs none of its own.
+ * - Every reset has a deadline (`resetTimeoutMillis`): a connection that misses it is closed, never kept
+ *   waiting behind a reply that will not come (issue 23: a COPY left a connection waiting forever).
  *
  * @example
  * const pools = new GatewayPools({ connectionConfig: async (db, role) => ({ host, port, database: db, user: role, password }) })
@@ -43,6 +50,13 @@ export interface GatewayPoolsOptions {
   acquireTimeoutMillis?: number
   /** Milliseconds a CancelRequest may take before the connection is dropped anyway. Default 1000. */
   cancelTimeoutMillis?: number
+  /**
+   * Milliseconds a connection given back dirty may sit idle before it is reset in the background, so that
+   * no advisory lock, LISTEN, temp table or cursor outlives its request by more than about this. Default 50.
+   */
+  idleResetMillis?: number
+  /** Milliseconds any reset may take before the connection is closed instead. Default 5000. */
+  resetTimeoutMillis?: number
   /**
    * Undoes what a client may have done to `role` itself (`ALTER ROLE CURRENT_USER PASSWORD/SET`), through the
    * owner. When given, every new connection is checked with `checkSession` before it is used, and a failed
@@ -97,6 +111,12 @@ interface SessionState {
   status: string
   /** Used since its last reset. */
   dirty: boolean
+  /** The pending idle reset (see `idleResetMillis`). */
+  idleTimer: ReturnType<typeof setTimeout> | undefined
+  /** The idle reset in flight; it never rejects (a failed reset closes the connection and sets `broken`). */
+  resetting: Promise<void> | undefined
+  /** Closed by a failed or late reset: never lend it again. */
+  broken: boolean
 }
 
 const sessions = new WeakMap<pg.ClientBase, SessionState>()
@@ -117,6 +137,8 @@ export class GatewayPools {
       idleTimeoutMillis: options.idleTimeoutMillis ?? 300_000,
       acquireTimeoutMillis: options.acquireTimeoutMillis ?? 5_000,
       cancelTimeoutMillis: options.cancelTimeoutMillis ?? 1_000,
+      idleResetMillis: options.idleResetMillis ?? 50,
+      resetTimeoutMillis: options.resetTimeoutMillis ?? 5_000,
       onEvent: options.onEvent,
       repairRole: options.repairRole,
     }
@@ -142,9 +164,19 @@ export class GatewayPools {
       const client = await this.#connect(entry, database, role)
       entry.leased++
       const session = sessions.get(client)!
+      clearTimeout(session.idleTimer)
+      session.idleTimer = undefined
+      // Taken while its idle reset runs: wait for it (the session is clean afterwards, or closed).
+      if (session.resetting) await session.resetting
+      if (session.broken) {
+        entry.leased--
+        client.release(true)
+        if (attempt < this.#opts.max) continue
+        throw this.#connectError(new Error('the connection was closed after a failed reset'), database, role)
+      }
       if (session.dirty && !options.pipelineReset) {
         try {
-          await client.query(RESET_SESSION_SQL)
+          await resetWithin(client, this.#opts.resetTimeoutMillis)
           session.dirty = false
         } catch (err) {
           entry.leased--
@@ -248,7 +280,9 @@ export class GatewayPools {
     // A leased connection can die too (we destroy sockets on cancel): keep that from becoming an uncaught error.
     pool.on('connect', (client) => {
       client.on('error', noop)
-      const session: SessionState = { status: 'I', dirty: false }
+      const session: SessionState = { status: 'I', dirty: false, idleTimer: undefined, resetting: undefined, broken: false }
+      // Removed from the pool (idle timeout, error, close): no idle reset may fire on it afterwards.
+      client.once('end', () => clearTimeout(session.idleTimer))
       sessions.set(client, session)
       // First in line, so the status is current before the query that is waiting for it settles.
       ;(client as unknown as { connection: pg.Connection }).connection.prependListener(
@@ -283,6 +317,8 @@ export class GatewayPools {
 
 interface LeaseOptions {
   cancelTimeoutMillis: number
+  idleResetMillis: number
+  resetTimeoutMillis: number
   onEvent?: GatewayPoolsOptions['onEvent'] | undefined
 }
 
@@ -318,11 +354,13 @@ class PooledLease implements Lease {
     if (this.#session.status === 'I' && (this.client as unknown as { readyForQuery?: boolean }).readyForQuery === true) {
       this.#session.dirty = true
       this.#giveBack(undefined)
+      this.#scheduleIdleReset()
       return
     }
     // Not awaited: the caller's response does not wait for the reset. The connection goes back to the
-    // pool only once the reset has succeeded, so no other request can see this one's state.
-    this.#poolClient.query(RESET_SESSION_SQL).then(
+    // pool only once the reset has succeeded, so no other request can see this one's state. A reset stuck
+    // behind a reply that never comes misses its deadline, and the connection is closed.
+    resetWithin(this.#poolClient, this.#opts.resetTimeoutMillis).then(
       () => {
         this.#session.dirty = false
         this.#giveBack(undefined)
@@ -351,6 +389,37 @@ class PooledLease implements Lease {
     this.#giveBack(true)
   }
 
+  /**
+   * Resets the connection if it is still idle in the pool after `idleResetMillis`. `acquire` cancels the
+   * timer when a request takes it first; that request resets it in its pipeline instead.
+   */
+  #scheduleIdleReset(): void {
+    const session = this.#session
+    const client = this.#poolClient
+    const { database, role } = this
+    const opts = this.#opts
+    clearTimeout(session.idleTimer)
+    session.idleTimer = setTimeout(() => {
+      session.idleTimer = undefined
+      if (!session.dirty || session.resetting) return
+      session.resetting = resetWithin(client, opts.resetTimeoutMillis).then(
+        () => {
+          session.dirty = false
+        },
+        (err: Error) => {
+          // Closing the socket makes pg-pool drop the idle client (its 'error' listener); `broken` covers a
+          // request that took it in the meantime.
+          session.broken = true
+          opts.onEvent?.({ kind: 'reset-failed', database, role, message: err.message })
+          hardClose(client)
+        },
+      ).finally(() => {
+        session.resetting = undefined
+      })
+    }, opts.idleResetMillis)
+    session.idleTimer.unref?.()
+  }
+
   #take(): boolean {
     if (this.#done) return true
     this.#done = true
@@ -358,14 +427,42 @@ class PooledLease implements Lease {
   }
 
   #hardClose(): void {
-    const stream = (this.client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream
-    stream?.destroy()
+    hardClose(this.client)
   }
 
   #giveBack(err: Error | boolean | undefined): void {
     this.#entry.leased--
     this.#poolClient.release(err)
   }
+}
+
+/** Closes the connection's socket at once (its protocol state is unknown, or it missed a deadline). */
+function hardClose(client: pg.ClientBase): void {
+  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream
+  stream?.destroy()
+}
+
+/**
+ * `RESET_SESSION_SQL` on `client`, failing after `ms`: then the socket is closed, so the reset (queued behind
+ * whatever the connection still waits for) can never complete later on a connection someone else holds.
+ */
+function resetWithin(client: pg.ClientBase, ms: number): Promise<void> {
+  return new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      hardClose(client)
+      reject(new Error(`the session reset did not finish within ${ms} ms`))
+    }, ms)
+    client.query(RESET_SESSION_SQL).then(
+      () => {
+        clearTimeout(timer)
+        resolve()
+      },
+      (err: Error) => {
+        clearTimeout(timer)
+        reject(err)
+      },
+    )
+  })
 }
 
 /**

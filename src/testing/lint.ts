@@ -128,7 +128,7 @@ async function lintWith(c: pg.ClientBase): Promise<Finding[]> {
             (select count(*)::int from pg_catalog.pg_policy p where p.polrelid = c.oid) as policies,
             array(select r from unnest($1::text[]) r where pg_catalog.has_table_privilege(r, c.oid, 'SELECT,INSERT,UPDATE,DELETE')) as roles
        from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where c.relkind in ('r', 'p') and n.nspname not in ${SYSTEM_SCHEMAS} and n.nspname not like 'pg\\_%'
+      where c.relkind in ('r', 'p') and n.nspname not in ${SYSTEM_SCHEMAS} and n.nspname not like 'pg\\_%' and c.relpersistence <> 't'
       order by 1`,
     [roles],
   )
@@ -173,7 +173,7 @@ async function lintWith(c: pg.ClientBase): Promise<Finding[]> {
                      and p.polcmd <> 'r') as writers
        from pg_catalog.pg_policy p join pg_catalog.pg_class c on c.oid = p.polrelid
        join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where n.nspname not in ${SYSTEM_SCHEMAS}
+      where n.nspname not in ${SYSTEM_SCHEMAS} and c.relpersistence <> 't'
       order by 2, 1`,
     [roles],
   )
@@ -239,7 +239,7 @@ async function lintWith(c: pg.ClientBase): Promise<Finding[]> {
        join pg_catalog.pg_namespace n on n.oid = t.relnamespace
        join pg_catalog.pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
       where d.classid = 'pg_catalog.pg_class'::regclass and d.refclassid = 'pg_catalog.pg_class'::regclass and d.deptype = 'a'
-        and n.nspname not in ${SYSTEM_SCHEMAS}
+        and n.nspname not in ${SYSTEM_SCHEMAS} and t.relpersistence <> 't'
       order by 1`,
     [roles],
   )

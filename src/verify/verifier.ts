@@ -29,6 +29,11 @@ export const DEFAULT_ROLES: readonly string[] = Object.freeze(['authenticated'])
 const FORBIDDEN_HEADERS = ['jku', 'x5u', 'x5c', 'jwk', 'crit', 'b64'] as const
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
+/** Whether `token` has the shape of a compact JWS (three non-empty base64url segments); nothing is decoded. */
+export function isCompactJws(token: string): boolean {
+  return COMPACT_JWS.test(token)
+}
+
 const fail = (code: ErrorCode, message: string, cause?: unknown) => new PgAuthorizeError(code, message, { cause })
 
 function deepFreeze<T>(value: T): T {

@@ -30,7 +30,7 @@ after(async () => {
   await db?.close()
 })
 
-function pools(opts: { max?: number; acquireTimeoutMillis?: number } = {}): GatewayPools {
+function pools(opts: { max?: number; acquireTimeoutMillis?: number; resetTimeoutMillis?: number; idleResetMillis?: number } = {}): GatewayPools {
   const p = new GatewayPools({ connectionConfig: async (_db, role) => ctx.roleConnectionConfig(role), ...opts })
   opened.push(p)
   return p
@@ -218,4 +218,68 @@ test('a connection whose reset fails, or that is destroyed, is never reused', as
 test('a role without stored credentials is refused before connecting', async () => {
   const p = pools()
   await assert.rejects(p.acquire(ctx.database, 'postgres'), (e: Error & { code?: string }) => e.code === 'ERR_ROLE_NOT_ALLOWED')
+})
+
+test('nothing lingers on an idle connection: locks and temp tables are released soon after the request', async () => {
+  const p = pools({ max: 1 })
+  const handler = createSqlHttpHandler({
+    pools: p,
+    authenticate: async () => ({ role: 'authenticated', database: ctx.database, envelope: sealClaims(ctx.sessionKey, { sub: 'alice' }) }),
+  })
+  const one = async (query: string) => {
+    const res = await handler(new Request('http://gw/sql', {
+      method: 'POST',
+      body: JSON.stringify({ query, params: [] }),
+      headers: { 'Neon-Connection-String': `postgresql://authenticated@gw/${ctx.database}`, 'Neon-Array-Mode': 'true' },
+    }))
+    assert.equal(res.status, 200, await res.clone().text())
+    return (await res.json()).rows[0] as (string | null)[]
+  }
+  const [pidA] = await one(`select pg_backend_pid()::text`)
+  // One request leaves all of it behind (a batch: one transaction, committed).
+  const left = await handler(new Request('http://gw/sql', {
+    method: 'POST',
+    body: JSON.stringify({ queries: [
+      { query: 'select pg_advisory_lock(777)' },
+      { query: 'create temp table lingering (x int)' },
+      { query: 'declare lingering_cursor cursor with hold for select 1' },
+      { query: 'listen lingering_channel' },
+    ] }),
+    headers: { 'Neon-Connection-String': `postgresql://authenticated@gw/${ctx.database}` },
+  }))
+  assert.equal(left.status, 200, await left.text())
+  // Another session (Bob, or anyone) sees the lock free again, and the temp table gone, without any request
+  // reusing the connection. Polled for at most a second; the pool's idle timeout is five minutes.
+  const free = async () => {
+    const r = await owner.query(`select
+      (select count(*)::int from pg_locks where locktype = 'advisory' and pid = $1) as locks,
+      (select count(*)::int from pg_class c join pg_namespace n on n.oid = c.relnamespace
+        where c.relname = 'lingering' and n.nspname like 'pg_temp_%') as temps`, [Number(pidA)])
+    return r.rows[0].locks === 0 && r.rows[0].temps === 0
+  }
+  assert.ok(await eventually(free, 40, 25), 'the advisory lock or the temp table outlived the request')
+  assert.equal((await owner.query('select pg_try_advisory_lock(777) as ok')).rows[0].ok, true)
+  await owner.query('select pg_advisory_unlock(777)')
+  // The connection was reset, not closed: the next request runs on the same backend, clean.
+  assert.deepEqual(await one(`select pg_backend_pid()::text, (select count(*)::int from pg_listening_channels())::text,
+    (select count(*)::int from pg_cursors where is_holdable)::text`), [pidA, '0', '0'])
+})
+
+test('a background reset that misses its deadline closes the connection instead of holding it forever', async () => {
+  const p = pools({ max: 1, acquireTimeoutMillis: 2000, resetTimeoutMillis: 300 })
+  const a = await p.acquire(ctx.database, 'authenticated')
+  const pidA = await pid(a)
+  // A reply that will not come for a long time: the reset queues behind it.
+  a.client.query('select pg_sleep(30)').catch(() => {})
+  a.release()
+  try {
+    const b = await p.acquire(ctx.database, 'authenticated')
+    try {
+      assert.notEqual(await pid(b), pidA)
+    } finally {
+      b.release()
+    }
+  } finally {
+    await owner.query('select pg_terminate_backend($1)', [pidA])
+  }
 })

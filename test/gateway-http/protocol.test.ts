@@ -303,7 +303,7 @@ describe('HTTP surface', () => {
       ['query not a string', JSON.stringify({ query: 5 }), {}, /query must be a string/],
       ['queries not an array', JSON.stringify({ queries: { query: 'insert into side values (34, null)' } }), {}, /queries must be an array/],
       ['a bad batch entry', JSON.stringify({ queries: [{ query: 'insert into side values (35, null)' }, { query: 1 }] }), {}, /queries\[1\]\.query/],
-      ['unknown isolation level', JSON.stringify({ queries: [{ query: 'insert into side values (36, null)' }] }), { 'Neon-Batch-Isolation-Level': 'Chaos' }, /^invalid isolation level$/],
+      ['unknown isolation level', JSON.stringify({ queries: [{ query: 'insert into side values (36, null)' }] }), { 'Neon-Batch-Isolation-Level': 'Chaos' }, /^invalid isolation level: Neon-Batch-Isolation-Level must be one of /],
       ['missing connection string', insert(37), { 'Neon-Connection-String': '' }, /./],
       ['wrong scheme', insert(38), { 'Neon-Connection-String': 'mysql://authenticated@h/db' }, /^incorrect scheme$/],
       ['no database', insert(39), { 'Neon-Connection-String': 'postgresql://authenticated@h' }, /^missing database name$/],

@@ -142,3 +142,17 @@ test('other upgrade paths are refused', async () => {
   })
   assert.match(outcome, /404/)
 })
+
+test('WebSocket messages: a pipelined first query of 512 kB, and 2 MB after login (past the pre-login 1 MiB)', async () => {
+  const client = new Client(url())
+  await client.connect()
+  try {
+    // Pipelined connect: this query travels in one message with the startup packet and the password.
+    const first = 'x'.repeat(512 * 1024)
+    assert.equal((await client.query<{ n: number }>('select length($1::text) as n', [first])).rows[0]!.n, first.length)
+    const big = 'y'.repeat(2 * 1024 * 1024)
+    assert.equal((await client.query<{ n: number }>('select length($1::text) as n', [big])).rows[0]!.n, big.length)
+  } finally {
+    await client.end()
+  }
+})

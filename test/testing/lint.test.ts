@@ -129,3 +129,23 @@ test('findCalls tells a correlated subquery (per row) from an uncorrelated one (
   const once = trees.map((r) => findCalls(parseNodeTree(r.tree), new Set(r.oids)).map((c) => c.once))
   assert.deepEqual(once, [[true], [false], [true]])
 })
+
+test("another session's temporary objects never show in the report (a user cannot plant findings)", async () => {
+  const { openDatabaseContext } = await import('../../src/database/context.js')
+  const pg = (await import('pg')).default
+  const ctx = await openDatabaseContext(demo.url)
+  const planter = new pg.Client(ctx.roleConnectionConfig('authenticated'))
+  await planter.connect()
+  try {
+    // A restricted user's own temp table, with a serial, RLS on and a policy that lets everything through.
+    await planter.query(`create temp table planted (id serial, x int);
+      alter table planted enable row level security;
+      create policy planted_all on planted using (true) with check (true)`)
+    const report = await lintPolicies(demo.url)
+    const planted = report.findings.filter((f) => /pg_temp|planted/.test(f.object))
+    assert.deepEqual(planted, [])
+  } finally {
+    await planter.end()
+    await ctx.close()
+  }
+})

@@ -179,8 +179,21 @@ export class Pipeline {
     // Never asked for (Execute with rows = 0 runs to completion).
   }
 
+  /**
+   * `COPY … FROM STDIN` has no data source over HTTP: refuse it with CopyFail, and finish the protocol so the
+   * connection comes back with exactly one ReadyForQuery. Postgres ignores a Sync that arrives during COPY IN,
+   * and it reads our pipelined messages in order, all before the CopyFail:
+   * - COPY as the last step: the request's one Sync was swallowed by COPY mode, so CopyFail ends the COPY
+   *   with an error and a Sync of our own ends the discarding that follows (without it the backend waits for
+   *   a Sync forever, issue 23);
+   * - another step after it (a batch's COMMIT): that step's Parse already ended COPY mode with an error
+   *   (08P01), the request's own Sync then ends the pipeline, and the CopyFail is ignored outside COPY mode.
+   *   Another Sync here would produce a second ReadyForQuery and corrupt the connection's next reply.
+   */
   handleCopyInResponse(connection: pg.Connection): void {
-    ;(connection as Connection).sendCopyFail('COPY FROM STDIN is not supported over HTTP')
+    const con = connection as Connection
+    con.sendCopyFail('COPY FROM STDIN is not supported over HTTP')
+    if (this.#step === this.#steps.length - 1) con.sync()
   }
 
   handleCopyData(): void {

@@ -109,6 +109,13 @@ export interface SqlHttpHandlerOptions {
   authenticate(req: HttpAuthRequest): Promise<HttpIdentity>
   /** Where connections come from (only `acquire` is used). */
   pools: Pick<GatewayPools, 'acquire'>
+  /**
+   * Checks the `Authorization` token's presence and shape (never its signature: `authenticate` does that)
+   * before the body is read, so a request that cannot authenticate costs no body read (up to
+   * `maxRequestBytes`). Throws a PgAuthorizeError. The gateway refuses a missing token (unless anonymous
+   * requests are allowed) and one that is not three base64url segments.
+   */
+  precheckToken?(token: string | undefined): void
   /** Largest request body in bytes; larger gets 413. Default 10 MiB (Neon's). */
   maxRequestBytes?: number
   /** Largest response body in bytes, enforced while rows arrive; larger gets 507. Default 10 MiB (Neon's). */
@@ -240,6 +247,56 @@ function parseParams(raw: unknown, where: string): (string | null)[] {
   return out
 }
 
+/**
+ * A batch runs in the gateway's own transaction, with the claims installed transaction-locally: a statement
+ * of the batch that ends it (COMMIT, ROLLBACK, END, ABORT, PREPARE TRANSACTION, ... AND CHAIN) would run
+ * the rest without claims and outside READ ONLY, and one that starts one (BEGIN, START TRANSACTION) would
+ * only warn. Detected by the statement's leading keyword after comments and whitespace (the statements
+ * are one each: Postgres refuses several in one Parse). Savepoints (SAVEPOINT, RELEASE, ROLLBACK TO) stay
+ * inside the transaction and are allowed. Transaction control hidden in a procedure is refused by
+ * Postgres itself inside a transaction block (2D000).
+ */
+function refuseTransactionControl(text: string, index: number): void {
+  const head = leadingWords(text)
+  const ends = /^(BEGIN|START|COMMIT|END|ABORT|PREPARE TRANSACTION)\b/.test(head) ||
+    (/^ROLLBACK\b/.test(head) && !/^ROLLBACK( WORK| TRANSACTION)? TO\b/.test(head))
+  if (ends) {
+    throw new PgAuthorizeError(
+      'ERR_TRANSACTION_CONTROL',
+      `queries[${index}] is transaction control (${head.split(' ')[0]}); a batch already runs in one transaction`,
+      { hint: 'send the statements without BEGIN/COMMIT/ROLLBACK; use Neon-Batch-Isolation-Level, Neon-Batch-Read-Only for the transaction\'s mode' },
+    )
+  }
+}
+
+/** The first three words of a statement, upper-cased, after leading whitespace and comments (nested too). */
+function leadingWords(text: string): string {
+  let i = 0
+  for (;;) {
+    while (i < text.length && /\s/.test(text[i]!)) i++
+    if (text.startsWith('--', i)) {
+      const nl = text.indexOf('\n', i)
+      i = nl < 0 ? text.length : nl + 1
+    } else if (text.startsWith('/*', i)) {
+      let depth = 0
+      for (; i < text.length; i++) {
+        if (text.startsWith('/*', i)) {
+          depth++
+          i++
+        } else if (text.startsWith('*/', i)) {
+          depth--
+          i++
+          if (depth === 0) {
+            i++
+            break
+          }
+        }
+      }
+    } else break
+  }
+  return (text.slice(i, i + 64).match(/[A-Za-z_]+/g) ?? []).slice(0, 3).join(' ').toUpperCase()
+}
+
 function parseQuery(raw: unknown, where: string): ParsedQuery {
   if (raw === null || typeof raw !== 'object' || Array.isArray(raw)) {
     throw badRequest(`${where || 'request body'} must be a JSON object`)
@@ -283,8 +340,14 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
     const isoHeader = h.get('neon-batch-isolation-level')
     let isolation: string | undefined
     if (isoHeader !== null) {
-      isolation = ISOLATION[isoHeader]
-      if (isolation === undefined) throw new PgAuthorizeError('ERR_ISOLATION_LEVEL_INVALID', 'invalid isolation level')
+      // Own properties only: `constructor` or `__proto__` must not pass as a level (they would reach SQL).
+      isolation = Object.hasOwn(ISOLATION, isoHeader) ? ISOLATION[isoHeader] : undefined
+      if (isolation === undefined) {
+        throw new PgAuthorizeError(
+          'ERR_ISOLATION_LEVEL_INVALID',
+          `invalid isolation level: Neon-Batch-Isolation-Level must be one of ${Object.keys(ISOLATION).join(', ')}`,
+        )
+      }
     }
     const authz = h.get('authorization')
     let token: string | undefined
@@ -294,6 +357,7 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
       }
       token = authz.slice(7).trim()
     }
+    options.precheckToken?.(token)
     const arrayModeDefault = h.get('neon-array-mode') === 'true'
     const rawText = h.get('neon-raw-text-output') === 'true'
 
@@ -317,6 +381,7 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
       const list = (payload as { queries: unknown }).queries
       if (!Array.isArray(list)) throw badRequest('queries must be an array')
       queries = list.map((q, i) => parseQuery(q, `queries[${i}].`))
+      queries.forEach((q, i) => refuseTransactionControl(q.text, i))
     } else {
       queries = [parseQuery(payload, '')]
     }

@@ -81,6 +81,7 @@ export function createNodeSqlListener(
       if (!res.writableFinished) gone.abort()
     })
     let bodyRefused = false
+    let bodyRead = false
     const out = await core({
       method: req.method ?? 'GET',
       url: req.url ?? '/',
@@ -88,11 +89,13 @@ export function createNodeSqlListener(
         const v = req.headers[name]
         return v === undefined ? null : Array.isArray(v) ? v.join(', ') : v
       },
-      body: (max) =>
-        readNodeBody(req, max).catch((err: unknown) => {
+      body: (max) => {
+        bodyRead = true
+        return readNodeBody(req, max).catch((err: unknown) => {
           bodyRefused = true
           throw err
-        }),
+        })
+      },
       signal: gone,
     })
     if (res.destroyed) return
@@ -100,9 +103,10 @@ export function createNodeSqlListener(
     if (out.body !== null) headers['content-length'] = Buffer.byteLength(out.body)
     res.writeHead(out.status, headers)
     res.end(out.body ?? undefined)
-    // After a refused body Node discards what the client still sends, so the client can read the 413 before
-    // it stops; a client that never stops sending is cut off after two seconds.
-    if (bodyRefused) {
+    // After a refused body (or one never read: refused before it, e.g. without a token) Node discards what
+    // the client still sends, so the client can read the answer before it stops; a client that never stops
+    // sending is cut off after two seconds.
+    if (bodyRefused || !bodyRead) {
       setTimeout(() => {
         if (!req.complete) req.socket.destroy()
       }, 2000).unref()

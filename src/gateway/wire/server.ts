@@ -47,6 +47,7 @@ import {
   type ErrorFields,
 } from './protocol.js'
 import { Relay, type RelayEndReason } from './relay.js'
+import { isCompactJws } from '../../verify/verifier.js'
 
 export interface WireAuthRequest {
   /** The startup message's user: the role asked for. */
@@ -97,7 +98,23 @@ export interface WireGatewayOptions {
   onEvent?: (e: WireEvent) => void
   /** Time allowed from connect to an established session, in ms. Default 60000 (Postgres' default). */
   startupTimeoutMs?: number
+  /**
+   * Largest WebSocket message once a credential has arrived, in bytes. Default 10 MiB (the `/sql` body's).
+   * Before that a message may be at most `PRE_AUTH_WS_MESSAGE_BYTES` (1 MiB): ws refuses a larger frame
+   * from its header (close 1009), before buffering any of it. The limit is raised once a JWT-shaped
+   * password has been read, and at login in any case.
+   */
+  maxWebSocketMessageBytes?: number
 }
+
+/**
+ * The largest WebSocket message before a credential has arrived. A startup packet and a password message
+ * take at most ~42 kB, but the Neon driver's pipelined connect (its default) sends them and the first query
+ * in one message, before the login is answered; 1 MiB lets that query be a sizeable one while a
+ * connection that never authenticates holds at most 1 MiB (ws's default is 100 MiB). A larger first query
+ * needs `neonConfig.pipelineConnect = false`.
+ */
+export const PRE_AUTH_WS_MESSAGE_BYTES = 1024 * 1024
 
 export interface WireGateway {
   /** Starts a TCP listener. */
@@ -249,6 +266,9 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
   const servers: net.Server[] = []
   let wss: WebSocketServer | undefined
   let closing = false
+  const maxWsMessage = options.maxWebSocketMessageBytes ?? 10 * 1024 * 1024
+  /** What to run once a stream's credential arrives (a WebSocket raises its message limit). */
+  const onCredential = new WeakMap<Duplex, () => void>()
 
   const emit = (e: WireEvent): void => {
     try {
@@ -365,6 +385,9 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
       const nul = pbody.indexOf(0)
       const password = pbody.toString('utf8', 0, nul < 0 ? pbody.length : nul)
       if (password === '') throw new PgAuthorizeError('ERR_TOKEN_MISSING', 'no password given: the password must be a JWT')
+      // Messages pipelined behind the password may be large; what they can hold is bounded by the
+      // verification's time (a failed one ends the connection). Not even JWT-shaped: wait for the login.
+      if (isCompactJws(password)) onCredential.get(stream)?.()
       const startupParameters: Record<string, string> = {}
       for (const [k, v] of Object.entries(params)) if (k !== 'user' && k !== 'database') startupParameters[k] = v
       const request: WireAuthRequest = {
@@ -523,6 +546,7 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     client.removeAllListeners('error')
     connections.delete(client) // from now on the relay owns it (close() ends it with a FATAL)
     client.write(Buffer.concat(hello))
+    onCredential.get(client)?.()
     relay.start(pending)
     emit({ kind: 'session-start', role: identity.role, database: identity.database, transport, remoteAddress })
     if (identity.expiresAt !== undefined) {
@@ -552,6 +576,15 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
   function handleWebSocket(ws: WebSocket, req: http.IncomingMessage): void {
     ws.binaryType = 'nodebuffer'
     const stream = createWebSocketStream(ws)
+    // Once a credential arrives, messages may be as large as a /sql body. ws reads its limit from the
+    // receiver on every frame; it has no public setter (the server-wide maxPayload is the pre-credential bound).
+    const receiver = (ws as unknown as { _receiver?: { _maxPayload?: unknown } })._receiver
+    if (receiver && typeof receiver._maxPayload === 'number') {
+      const raise = () => {
+        receiver._maxPayload = maxWsMessage
+      }
+      onCredential.set(stream, raise)
+    }
     const secure = (req.socket as { encrypted?: boolean }).encrypted === true
     accept(stream, 'websocket', req.socket.remoteAddress, secure)
   }
@@ -575,7 +608,7 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     handleWebSocket,
 
     attachWebSocket(server) {
-      wss ??= new WebSocketServer({ noServer: true, perMessageDeflate: false })
+      wss ??= new WebSocketServer({ noServer: true, perMessageDeflate: false, maxPayload: PRE_AUTH_WS_MESSAGE_BYTES })
       const sockets = wss
       server.on('upgrade', (req: http.IncomingMessage, socket: Duplex, head: Buffer) => {
         const path = (req.url ?? '').split('?', 1)[0]
