@@ -224,7 +224,7 @@ test('nothing lingers on an idle connection: locks and temp tables are released 
   const p = pools({ max: 1 })
   const handler = createSqlHttpHandler({
     pools: p,
-    authenticate: async () => ({ role: 'authenticated', database: ctx.database, envelope: sealClaims(ctx.sessionKey, { sub: 'alice' }) }),
+    authenticate: async () => ({ role: 'authenticated', database: ctx.database, envelope: ctx.seal({ sub: 'alice' }, 'authenticated', 'test') }),
   })
   const one = async (query: string) => {
     const res = await handler(new Request('http://gw/sql', {
