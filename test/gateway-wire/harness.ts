@@ -93,10 +93,11 @@ export async function startHarness(extra: Partial<WireGatewayOptions> = {}): Pro
     url: (user = 'postgres', password = GOOD_PASSWORD) =>
       `postgresql://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/${db.database}`,
     async upstreamConnections() {
-      // The gateway's own logins, whatever application_name the client later set: every client backend
-      // on the test database other than the test's own admin connection (which is on another database).
+      // The gateway's logins for clients, whatever application_name the client later set: every backend of a
+      // restricted role on the test database (the owner pool's own connections are not client sessions).
       const r = await admin.query<{ n: number }>(
-        `select count(*)::int as n from pg_stat_activity where datname = $1 and backend_type = 'client backend'`,
+        `select count(*)::int as n from pg_stat_activity where datname = $1 and backend_type = 'client backend'
+            and usename in ('authenticated', 'anonymous')`,
         [db.database],
       )
       return r.rows[0]!.n

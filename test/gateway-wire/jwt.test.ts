@@ -71,7 +71,9 @@ function token(claims: Record<string, unknown>, opts: { exp?: number; signWith?:
 
 async function upstreamConnections(): Promise<number> {
   const r = await admin.query<{ n: number }>(
-    `select count(*)::int as n from pg_stat_activity where datname = $1 and backend_type = 'client backend'`,
+    // Restricted-role backends only: the owner pool's own connection is not a client session.
+    `select count(*)::int as n from pg_stat_activity where datname = $1 and backend_type = 'client backend'
+        and usename in ('authenticated', 'anonymous')`,
     [db.database],
   )
   return r.rows[0]!.n
