@@ -43,6 +43,7 @@ export type ErrorCode =
   | 'ERR_DB_CONNECT'
   | 'ERR_DB_NOT_OWNER'
   | 'ERR_DB_NOT_SET_UP'
+  | 'ERR_DB_NOT_SERVED'
   | 'ERR_DB_UNSUPPORTED_VERSION'
   | 'ERR_PROVIDER_EXISTS'
   | 'ERR_PROVIDER_NOT_FOUND'
@@ -112,6 +113,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_DB_CONNECT: { status: 503, sqlstate: '08006', exitCode: 1 },
   ERR_DB_NOT_OWNER: { status: 500, sqlstate: '42501', exitCode: 1 },
   ERR_DB_NOT_SET_UP: { status: 500, sqlstate: '55000', exitCode: 1 },
+  // The same answer whether the database exists or not: it tells a client nothing about the server.
+  ERR_DB_NOT_SERVED: { status: 404, sqlstate: '3D000', exitCode: 1 },
   ERR_DB_UNSUPPORTED_VERSION: { status: 500, sqlstate: '0A000', exitCode: 1 },
   ERR_PROVIDER_EXISTS: { status: 409, sqlstate: '42710', exitCode: 1 },
   ERR_PROVIDER_NOT_FOUND: { status: 404, sqlstate: '42704', exitCode: 1 },

@@ -37,6 +37,7 @@ function s(key: string, type: SettingType, def: Setting['default'], description:
 /** Every setting of `serve` (and `dev`, which fills in its own values). */
 export const SETTINGS: readonly Setting[] = [
   s('databaseUrl', 'url', undefined, 'owner connection string of the database to serve', { secret: true, envAliases: ['DATABASE_URL'] }),
+  s('databases', 'string', undefined, 'further databases on the same server to serve, comma-separated (default: only the owner URL\'s)'),
   s('host', 'host', '127.0.0.1', 'address the HTTP port binds'),
   s('port', 'port', 4444, 'HTTP port: POST /sql, WebSocket /v1 /v2, /health, /ready'),
   s('pgHost', 'host', undefined, 'address the wire port binds (default: host)'),
@@ -73,6 +74,7 @@ export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', '
 /** The resolved configuration. */
 export interface GatewayConfig {
   databaseUrl: string
+  databases: string | undefined
   host: string
   port: number
   pgHost: string | undefined

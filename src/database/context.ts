@@ -25,8 +25,8 @@ export interface DatabaseContext {
   roleConnectionConfig(role: string): pg.ClientConfig
   /** Re-reads the credentials and the sealing key (after `setup`, a rotation). */
   reload(): Promise<void>
-  /** Re-reads only the current sealing key; resolves true when it changed (a rotation). */
-  reloadKey(): Promise<boolean>
+  /** Re-reads only the current sealing key (on `owner` when given); resolves true when it changed (a rotation). */
+  reloadKey(owner?: pg.ClientBase): Promise<boolean>
   /**
    * Seals `claims` with the current key for a connection logged in as `role` in this database, naming
    * `provider` as who verified them (see `sealClaims`).
@@ -133,8 +133,8 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
       return { connectionString: withUser(url, role, password), options: SESSION_OPTIONS }
     },
     reload: load,
-    async reloadKey(): Promise<boolean> {
-      const next = await withOwner((c) => loadSessionKey(c))
+    async reloadKey(owner?: pg.ClientBase): Promise<boolean> {
+      const next = owner ? await loadSessionKey(owner) : await withOwner((c) => loadSessionKey(c))
       if (next.generation === sessionKey.generation && next.key.equals(sessionKey.key)) return false
       sessionKey = next
       return true

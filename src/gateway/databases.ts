@@ -14,15 +14,23 @@
 import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
 import { connectOwner } from '../database/connect.js'
-import { watchProviders, type ProviderWatch } from '../database/providers.js'
+import { watchDatabase, type DatabaseWatch } from '../database/watch.js'
 import { envelopeExpiry, type SessionKey } from '../database/session.js'
-import { Verifier } from '../verify/verifier.js'
+import { Verifier, isCompactJws } from '../verify/verifier.js'
 import type { ProviderConfig, VerifiedToken, VerifierEvent, VerifierOptions } from '../verify/types.js'
 import type pg from 'pg'
 
 export interface DatabasesOptions {
   /** Owner connection string; its database is the default one served. */
   ownerUrl: string
+  /**
+   * Further databases on the same server to serve, with the same owner credentials. Only these and the
+   * default one are ever opened: a request naming any other gets the one uniform ERR_DB_NOT_SERVED, with no
+   * owner login (security property 10), whether or not that database exists.
+   */
+  databases?: readonly string[]
+  /** How long a failed open is remembered before another request may try again, ms. Default 5000. */
+  negativeCacheMs?: number
   /** Run requests without a token as `anonymous` (no claims). Default false: refuse them. */
   allowAnonymous?: boolean
   /** Providers accepted in addition to those stored in each database. */
@@ -39,6 +47,8 @@ export interface DatabasesOptions {
   /** Time each verification took, ms (for the latency histogram). */
   onVerify?: (ms: number, ok: boolean) => void
   onError?: (err: unknown) => void
+  /** A database's sealing key was rotated: live sessions holding an envelope should be resealed. */
+  onKeyRotated?: (database: string, generation: number) => void
 }
 
 export interface AuthenticateRequest {
@@ -59,6 +69,8 @@ export interface Identity {
   provider?: string
   /** The verified `sub`, for audit logs. */
   subject?: string
+  /** Seals the same identity again with the current key (after a key rotation). */
+  reseal?: () => string
 }
 
 interface SealedClaims {
@@ -72,7 +84,7 @@ interface SealedClaims {
 interface Served {
   ctx: DatabaseContext
   verifier: Verifier
-  watch: ProviderWatch
+  watch: DatabaseWatch
 }
 
 const MISSING_TOKEN = 'missing authentication credentials: required authorization bearer token in JWT format'
@@ -80,12 +92,30 @@ const MISSING_TOKEN = 'missing authentication credentials: required authorizatio
 export class Databases {
   readonly #opts: DatabasesOptions
   readonly #served = new Map<string, Promise<Served>>()
+  readonly #allowed: ReadonlySet<string>
+  /** Recent failures to open a database: until `until`, requests get `error` without a new owner login. */
+  readonly #failed = new Map<string, { until: number; error: unknown }>()
   readonly #sealed = new WeakMap<VerifiedToken, SealedClaims>()
   readonly #defaultDatabase: string
 
   constructor(options: DatabasesOptions) {
     this.#opts = options
     this.#defaultDatabase = decodeURIComponent(new URL(options.ownerUrl).pathname.slice(1)) || 'postgres'
+    this.#allowed = new Set([this.#defaultDatabase, ...(options.databases ?? [])])
+  }
+
+  /** The databases this gateway serves. */
+  get served(): readonly string[] {
+    return [...this.#allowed]
+  }
+
+  /** Throws the uniform ERR_DB_NOT_SERVED unless `name` is configured: no Postgres is touched to find out. */
+  #checkServed(name: string): void {
+    if (!this.#allowed.has(name)) {
+      throw new PgAuthorizeError('ERR_DB_NOT_SERVED', 'this gateway does not serve the requested database', {
+        hint: 'connect to a database the gateway is configured for (serve --databases NAME,...)',
+      })
+    }
   }
 
   get defaultDatabase(): string {
@@ -94,12 +124,19 @@ export class Databases {
 
   /** Opens (once) the database `name`; fails with ERR_DB_NOT_SET_UP when pg-authorize is not installed there. */
   open(name: string = this.#defaultDatabase): Promise<Served> {
+    this.#checkServed(name)
     let served = this.#served.get(name)
     if (!served) {
+      const failed = this.#failed.get(name)
+      if (failed && failed.until > Date.now()) return Promise.reject(failed.error)
       served = this.#open(name)
       this.#served.set(name, served)
-      // A failed open is not cached: the database may be set up a moment later.
-      served.catch(() => this.#served.delete(name))
+      // A failure is remembered briefly (a flood of requests costs one owner login per interval), then
+      // forgotten: the database may be set up or reachable a moment later.
+      served.catch((error: unknown) => {
+        this.#served.delete(name)
+        this.#failed.set(name, { until: Date.now() + (this.#opts.negativeCacheMs ?? 5000), error })
+      })
     }
     return served
   }
@@ -123,11 +160,24 @@ export class Databases {
       providers: extra,
       onEvent: (e) => this.#opts.onVerifierEvent?.(name, e),
     })
-    const watch = await watchProviders(
-      ctx.ownerUrl,
-      (stored) => verifier.setProviders([...extra, ...(stored as ProviderConfig[])]),
-      { pollMs: this.#opts.providerPollMs ?? 30_000, ...(this.#opts.onError ? { onError: this.#opts.onError } : {}) },
-    )
+    let watch: DatabaseWatch
+    try {
+      watch = await watchDatabase(
+        ctx.ownerUrl,
+        {
+          providers: (stored) => verifier.setProviders([...extra, ...(stored as ProviderConfig[])]),
+          keys: async (owner) => {
+            if (await ctx.reloadKey(owner)) this.#opts.onKeyRotated?.(ctx.database, ctx.sessionKey.generation)
+          },
+          ...(this.#opts.onError ? { onError: this.#opts.onError } : {}),
+        },
+        { pollMs: this.#opts.providerPollMs ?? 30_000 },
+      )
+    } catch (err) {
+      verifier.close()
+      await ctx.close().catch(() => {})
+      throw err
+    }
     return { ctx, verifier, watch }
   }
 
@@ -150,6 +200,13 @@ export class Databases {
 
   /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */
   async authenticate(req: AuthenticateRequest): Promise<Identity> {
+    // Nothing privileged before a credential is at least well formed (security property 10): the database
+    // must be one this gateway serves, and a token must have the shape of a JWT, before any owner login.
+    this.#checkServed(req.database)
+    if (req.token !== undefined && req.token !== '' && !isCompactJws(req.token)) {
+      throw new PgAuthorizeError('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
+    }
+    if (!req.token && !this.#opts.allowAnonymous) throw new PgAuthorizeError('ERR_TOKEN_MISSING', MISSING_TOKEN)
     const { ctx, verifier } = await this.open(req.database)
     if (!ctx.roles.includes(req.role)) {
       // The owner, a superuser, or any role setup did not make: never.
@@ -183,6 +240,8 @@ export class Databases {
       database: ctx.database,
       envelope,
       expiresAt,
+      // The same claims, role and expiry under the current key: a live wire session's envelope after a rotation.
+      reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt }),
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }

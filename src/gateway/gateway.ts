@@ -20,7 +20,7 @@ import { createSqlCore, webHandler } from './http/handler.js'
 import { createNodeListener, createNodeSqlListener, type FetchHandler } from './http/node.js'
 import { createWireGateway, type WireGateway } from './wire/server.js'
 import { createConsoleHandler, newAdminToken } from '../console/index.js'
-import { PgAuthorizeError } from '../errors.js'
+import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { AuditTrail } from '../observability/audit.js'
 import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
@@ -107,6 +107,11 @@ function sameSecret(presented: string, expected: string): boolean {
 }
 
 /** Starts the gateway's listeners. Verifies the default database is set up before listening. */
+/** A failure's own message (our errors never hold secrets; connection errors are masked where made). */
+function reasonOf(err: unknown): string {
+  return isPgAuthorizeError(err) ? err.message : err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err)
+}
+
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1'
   const logger = options.logger ?? silentLogger
@@ -132,7 +137,14 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     allowAnonymous: options.allowAnonymous ?? false,
     onVerifierEvent: observer.onVerifierEvent,
     onVerify: observer.onVerify,
-    onError: (err) => logger.warn({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL' }, 'provider reload failed'),
+    onError: (err) => logger.warn({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL', reason: reasonOf(err) }, 'provider reload failed'),
+    // A rotation reaches HTTP at once (every request seals with the current key); live wire sessions are
+    // resealed at their next idle moment, before the old key retires.
+    onKeyRotated: (database, generation) => {
+      const sessions = wire?.reseal(database) ?? 0
+      logger.info({ database, generation, sessions }, 'sealing key rotated')
+      onEvent({ kind: 'key-rotated', database, generation, sessions })
+    },
   })
   // Fail fast, before listening, when the default database is not set up.
   await databases.open()
@@ -231,6 +243,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         upstream: await databases.connectionConfig(identity.database, identity.role),
         repair: () => databases.repairRole(identity.database, identity.role),
         reap: (pid, backendStart) => databases.reapBackend(identity.database, identity.role, pid, backendStart),
+        ...(identity.reseal ? { reseal: identity.reseal } : {}),
       }
     },
     ...(options.tls ? { tls: options.tls } : {}),

@@ -81,6 +81,8 @@ export interface Stack {
   gatewayEvents: Array<{ kind: string; [k: string]: unknown }>
   /** `connection authorized` log lines of the restricted roles, counted since start. */
   restrictedLogins(): number
+  /** `connection authorized` log lines of the owner (the server's superuser here), counted since start. */
+  ownerLogins(): number
   /** The server log's lines so far (the last 50,000). */
   serverLog(): string[]
   /** A valid token (RS256, issuer, audience, 10 min) for a user, or any claims. */
@@ -146,11 +148,13 @@ export async function startPostgres(dir: string, port?: number, onLog?: (line: s
 export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const dir = await tempDir('pga-sec-')
   let logins = 0
+  let ownerLogins = 0
   const log: string[] = []
   const onLog = (line: string) => {
     options.onServerLog?.(line)
     for (const l of line.split('\n')) {
       if (/connection authorized: user=(authenticated|anonymous)\b/.test(l)) logins++
+      else if (/connection authorized: user=postgres\b/.test(l)) ownerLogins++
       log.push(l)
     }
     if (log.length > 60_000) log.splice(0, log.length - 50_000)
@@ -309,6 +313,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       verifierEvents,
       gatewayEvents,
       restrictedLogins: () => logins - baseline,
+      ownerLogins: () => ownerLogins,
       serverLog: () => [...log],
       token,
       claimsOf,

@@ -61,6 +61,13 @@ export function describeGateway(gw: Gateway): string[] {
   ]
 }
 
+/** A comma-separated list of database names; refuses empty entries. */
+function splitList(value: string, flag: string): string[] {
+  const names = value.split(',').map((n) => n.trim())
+  if (names.some((n) => n === '')) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `${flag}: empty database name in the list`)
+  return names
+}
+
 /** The gateway's options from the resolved configuration. */
 export function gatewayOptions(config: GatewayConfig): GatewayOptions {
   const tls = readTls(config.tlsCert, config.tlsKey)
@@ -85,6 +92,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     audit: config.audit ? { table: config.auditTable, retentionDays: config.auditRetentionDays } : false,
     shutdownTimeoutMs: config.shutdownTimeout,
     databases: {
+      ...(config.databases ? { databases: splitList(config.databases, '--databases') } : {}),
       verifier: {
         clockToleranceSeconds: config.clockTolerance,
         maxTokenLength: config.maxTokenLength,

@@ -1,6 +1,7 @@
 /**
  * pg-authorize setup [--database-url OWNER_URL] [--schema NAME]... [--role NAME]... [--no-grants]
  *                    [--gateway-host HOST] [--pg-port 5433] [--http-port 4444] [--json]
+ * pg-authorize setup --rotate-secret [--grace SECONDS] [--database-url OWNER_URL]
  * pg-authorize setup --uninstall [--cascade] [--database-url OWNER_URL]
  *
  * Installs the auth schema, the restricted roles and their grants (idempotent), then prints the two
@@ -8,7 +9,8 @@
  */
 import type { Command } from '../command.js'
 import { databaseUrl, int, parse } from '../options.js'
-import { setup, uninstall } from '../../database/setup.js'
+import { DEFAULT_ROTATE_GRACE_SECONDS, setup, uninstall } from '../../database/setup.js'
+import { PgAuthorizeError } from '../../errors.js'
 import { maskUrl } from '../../database/connect.js'
 
 const HELP = `Usage: pg-authorize setup [--database-url OWNER_URL] [options]
@@ -24,6 +26,10 @@ Options:
   --gateway-host HOST  host shown in the authenticated connection string (default localhost)
   --pg-port PORT       the wire gateway's port, for that string (default 5433)
   --http-port PORT     the HTTP gateway's port, for the /sql endpoint shown (default 4444)
+  --rotate-secret      make a new sealing key; running gateways pick it up at once and reseal
+                       live sessions; envelopes sealed with the old key work until --grace ends
+  --grace SECONDS      with --rotate-secret: how long the old key keeps working (default 30; 0 ends
+                       it at once, for a key you believe exposed)
   --uninstall          remove what setup installed (keeps your data)
   --cascade            with --uninstall: also drop policies that call auth functions
   --json               print the result as JSON`
@@ -40,6 +46,8 @@ export const setupCommand: Command = {
       'gateway-host': { type: 'string' },
       'pg-port': { type: 'string' },
       'http-port': { type: 'string' },
+      'rotate-secret': { type: 'boolean' },
+      grace: { type: 'string' },
       uninstall: { type: 'boolean' },
       cascade: { type: 'boolean' },
       json: { type: 'boolean' },
@@ -61,10 +69,16 @@ export const setupCommand: Command = {
       }
       return 0
     }
+    if (values.grace !== undefined && !values['rotate-secret']) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--grace goes with --rotate-secret')
+    }
     const result = await setup(url, {
       schemas: values.schema ?? [],
       roles: values.role ?? [],
       grants: !values['no-grants'],
+      ...(values['rotate-secret']
+        ? { rotateSecret: true, rotateGraceSeconds: int(values.grace, '--grace', DEFAULT_ROTATE_GRACE_SECONDS, 0, 86_400) }
+        : {}),
     })
     const host = values['gateway-host'] ?? 'localhost'
     const pgPort = int(values['pg-port'], '--pg-port', 5433, 1, 65535)
@@ -79,13 +93,14 @@ export const setupCommand: Command = {
       io.stdout(JSON.stringify({ ...result, connectionStrings: strings }, null, 2))
       return 0
     }
-    const changed = result.applied.length || result.rolesCreated.length || result.passwordsSet.length
+    const changed = result.applied.length || result.rolesCreated.length || result.passwordsSet.length || values['rotate-secret']
     io.stdout(
       changed
         ? `pg-authorize is set up in database "${result.database}" (schema version ${result.version}).`
         : `pg-authorize is up to date in database "${result.database}" (schema version ${result.version}); nothing changed.`,
     )
     for (const m of result.applied) io.stdout(`  applied migration ${m}`)
+    if (values['rotate-secret']) io.stdout(`  rotated the sealing key: generation ${result.keyGeneration} is current`)
     for (const r of result.rolesCreated) io.stdout(`  created role ${r}`)
     for (const r of result.passwordsSet.filter((r) => !result.rolesCreated.includes(r))) {
       io.stdout(`  set a new login password for existing role ${r} (gateways of other databases on this server must re-run setup)`)

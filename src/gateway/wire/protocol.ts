@@ -162,8 +162,11 @@ export function parseOptionsParameter(options: string): Array<[string, string]> 
 }
 
 /**
- * Follows backend message boundaries in a byte stream by their lengths alone (type byte + int32 length),
- * without reading contents, so the relay can inject a message between two of the server's.
+ * Follows message boundaries in a byte stream by their lengths alone (type byte + int32 length), without
+ * reading contents, so the relay can end a session or inject messages between two of the peer's. It also
+ * counts the messages of some types (Sync, Query and FunctionCall from a client; ReadyForQuery from a server)
+ * and keeps the first body byte of the last message of one type (ReadyForQuery's transaction status): that
+ * is how the relay knows a session is idle, with nothing in flight either way.
  */
 export class BoundaryTracker {
   /** Bytes left of the current message body. */
@@ -171,8 +174,24 @@ export class BoundaryTracker {
   /** Header bytes seen of the next message (0..4); the length accumulates in `len`. */
   private hdr = 0
   private len = 0
+  private readonly counts: Uint8Array
+  private readonly statusOf: number
+  /** Set after a header of type `statusOf`, until its first body byte is seen. */
+  private wantStatus = false
   /** Set when a length is impossible (the stream is not the protocol). */
   corrupt = false
+  /** Messages of the counted types seen so far. */
+  counted = 0
+  /** The first body byte of the last message of type `statusOf` (as a char code). */
+  status: number
+
+  /** `countTypes`: message type letters to count; `statusOf`: the type whose first body byte is kept. */
+  constructor(countTypes = '', statusOf = '', initialStatus = '') {
+    this.counts = new Uint8Array(256)
+    for (const t of countTypes) this.counts[t.charCodeAt(0)] = 1
+    this.statusOf = statusOf ? statusOf.charCodeAt(0) : -1
+    this.status = initialStatus ? initialStatus.charCodeAt(0) : 0
+  }
 
   get atBoundary(): boolean {
     return this.body === 0 && this.hdr === 0
@@ -188,6 +207,10 @@ export class BoundaryTracker {
     let i = 0
     while (i < n) {
       if (this.body > 0) {
+        if (this.wantStatus) {
+          this.status = chunk[i]!
+          this.wantStatus = false
+        }
         const take = Math.min(this.body, n - i)
         i += take
         this.body -= take
@@ -195,6 +218,7 @@ export class BoundaryTracker {
         continue
       }
       if (this.hdr === 0 && n - i >= 5) {
+        this.type(chunk[i]!)
         const len = chunk.readInt32BE(i + 1)
         i += 5
         if (len < 4) return this.fail(n)
@@ -205,6 +229,7 @@ export class BoundaryTracker {
       // A header split across chunks: take it byte by byte.
       const byte = chunk[i++]!
       if (this.hdr === 0) {
+        this.type(byte)
         this.hdr = 1
         this.len = 0
       } else {
@@ -218,6 +243,11 @@ export class BoundaryTracker {
       }
     }
     return n
+  }
+
+  private type(t: number): void {
+    this.counted += this.counts[t]!
+    this.wantStatus = t === this.statusOf
   }
 
   private fail(n: number): number {

@@ -3,13 +3,20 @@
  * connection, with backpressure, and the one thing that needs more than `pipe`: ending the session with
  * a FATAL of the gateway's own (token expiry, shutdown) without cutting a server message in half.
  *
- * Only the upstream→client direction is followed, and only by message lengths (BoundaryTracker); the
- * client→upstream direction is passed through untouched. No per-message allocation.
+ * Both directions are followed by message lengths only (BoundaryTracker), counting the client's Syncs and
+ * Queries and the server's ReadyForQuery: no per-message allocation, and the bytes pass through untouched.
+ * That is enough for the second thing `pipe` cannot do: resealing a live session after a key rotation.
+ * When the session is idle (every client Sync answered, the last ReadyForQuery said I, no message half
+ * sent either way), the relay holds the client's next bytes, sends its own `set_config` of the new envelope
+ * (a named statement of its own, as a bind parameter: never in SQL text), swallows the answers (passing on
+ * notifications and parameter changes), and lets the client's bytes through again.
  *
  * @module
  */
 import type net from 'node:net'
 import type { Duplex } from 'node:stream'
+import { randomBytes } from 'node:crypto'
+import { installClaimsParamSql } from '../../database/session.js'
 import { BoundaryTracker, errorResponse, type ErrorFields } from './protocol.js'
 
 /** How long an ending session waits for the upstream to reach a message boundary before cutting it. */
@@ -20,16 +27,79 @@ export type RelayEndReason = 'client-closed' | 'upstream-closed' | 'error' | 'en
 export class Relay {
   private readonly client: Duplex
   private readonly upstream: net.Socket
-  private readonly tracker = new BoundaryTracker()
+  /** Server messages: ReadyForQuery counted, its status kept (the session starts idle). */
+  private readonly tracker = new BoundaryTracker('Z', 'Z', 'I')
+  /** Client messages: Sync, Query and FunctionCall counted (each is answered by one ReadyForQuery). */
+  private readonly clientTracker = new BoundaryTracker('SQF')
+  /** A newer envelope to install once the session is idle. */
+  private resealWith: string | null = null
+  /** While the relay's own messages are in flight: the server's answers so far, and the client's held bytes. */
+  private injecting: { answer: Buffer; held: Buffer[]; failed: boolean } | null = null
+  private readonly onResealed: ((ok: boolean) => void) | undefined
   /** Set when the gateway ends the session: the FATAL waits for the next upstream boundary. */
   private ending: ErrorFields | null = null
   private done = false
   private readonly onEnd: (reason: RelayEndReason) => void
 
-  constructor(client: Duplex, upstream: net.Socket, onEnd: (reason: RelayEndReason) => void) {
+  constructor(client: Duplex, upstream: net.Socket, onEnd: (reason: RelayEndReason) => void, onResealed?: (ok: boolean) => void) {
     this.client = client
     this.upstream = upstream
     this.onEnd = onEnd
+    this.onResealed = onResealed
+  }
+
+  /**
+   * Installs `envelope` (session-wide) at the session's next idle moment, between the client's messages;
+   * the newest envelope wins if several are asked for before then.
+   */
+  reseal(envelope: string): void {
+    if (this.done) return
+    this.resealWith = envelope
+    this.maybeReseal()
+  }
+
+  private get idle(): boolean {
+    return this.tracker.atBoundary && this.clientTracker.atBoundary &&
+      this.clientTracker.counted === this.tracker.counted && this.tracker.status === 0x49 // 'I'
+  }
+
+  private maybeReseal(): void {
+    if (this.resealWith === null || this.injecting || this.ending || this.done || !this.idle) return
+    const envelope = this.resealWith
+    this.resealWith = null
+    this.injecting = { answer: Buffer.alloc(0), held: [], failed: false }
+    this.upstream.write(resealMessages(envelope))
+  }
+
+  /** The server's answers to the relay's own messages, up to their ReadyForQuery; the rest is the client's. */
+  private fromUpstreamInjecting(chunk: Buffer): void {
+    const inj = this.injecting!
+    const buf = inj.answer.length ? Buffer.concat([inj.answer, chunk]) : chunk
+    let i = 0
+    while (buf.length - i >= 5) {
+      const len = buf.readInt32BE(i + 1)
+      if (len < 4) return this.finish('protocol-error', null, true)
+      if (buf.length - i < 1 + len) break
+      const type = buf[i]!
+      const message = buf.subarray(i, i + 1 + len)
+      i += 1 + len
+      // Notifications and parameter changes are the client's, whenever they come; the rest answers us.
+      if (type === 0x41 /* A */ || type === 0x53 /* S */) this.client.write(Buffer.from(message))
+      else if (type === 0x45 /* E */) inj.failed = true
+      else if (type === 0x5a /* Z */) {
+        this.injecting = null
+        this.onResealed?.(!inj.failed)
+        if (inj.failed) {
+          return this.end({ severity: 'FATAL', code: '28000', message: 'the session could not be resealed after a key rotation; reconnect' })
+        }
+        const rest = buf.subarray(i)
+        if (rest.length) this.fromUpstream(Buffer.from(rest))
+        for (const held of inj.held) this.fromClient(held)
+        if (!this.done) this.client.resume()
+        return
+      }
+    }
+    inj.answer = Buffer.from(buf.subarray(i))
   }
 
   /** Starts splicing; `pending` holds client bytes that arrived during startup (a pipelined first query). */
@@ -78,6 +148,13 @@ export class Relay {
   }
 
   private readonly fromClient = (chunk: Buffer): void => {
+    if (this.injecting) {
+      this.injecting.held.push(chunk)
+      this.client.pause()
+      return
+    }
+    this.clientTracker.advance(chunk, false)
+    if (this.clientTracker.corrupt) return this.finish('protocol-error', null, true)
     if (!this.upstream.write(chunk)) this.client.pause()
   }
 
@@ -89,9 +166,11 @@ export class Relay {
       if (this.tracker.atBoundary) this.finish('ended-by-gateway', this.ending)
       return
     }
+    if (this.injecting) return this.fromUpstreamInjecting(chunk)
     this.tracker.advance(chunk, false)
     if (this.tracker.corrupt) return this.finish('protocol-error', null, true)
     if (!this.client.write(chunk)) this.upstream.pause()
+    if (this.resealWith !== null) this.maybeReseal()
   }
 
   /**
@@ -113,4 +192,39 @@ export class Relay {
     else client.end()
     this.onEnd(reason)
   }
+}
+
+/**
+ * Parse, Bind, Execute, Close and Sync of `set_config('pg_authorize.session', $1, false)` under a statement
+ * name of the relay's own (never the unnamed statement, which a client may still mean to Bind), with the
+ * envelope as the one text parameter.
+ */
+function resealMessages(envelope: string): Buffer {
+  const name = `pga_reseal_${randomBytes(6).toString('hex')}\0`
+  const sql = installClaimsParamSql(false) + '\0'
+  const value = Buffer.from(envelope, 'utf8')
+  const msg = (type: string, ...parts: Buffer[]): Buffer => {
+    const body = Buffer.concat(parts)
+    const head = Buffer.alloc(5)
+    head.write(type, 0, 'latin1')
+    head.writeInt32BE(body.length + 4, 1)
+    return Buffer.concat([head, body])
+  }
+  const int16 = (n: number) => {
+    const b = Buffer.alloc(2)
+    b.writeInt16BE(n)
+    return b
+  }
+  const int32 = (n: number) => {
+    const b = Buffer.alloc(4)
+    b.writeInt32BE(n)
+    return b
+  }
+  return Buffer.concat([
+    msg('P', Buffer.from(name), Buffer.from(sql), int16(0)),
+    msg('B', Buffer.from('\0'), Buffer.from(name), int16(0), int16(1), int32(value.length), value, int16(0)),
+    msg('E', Buffer.from('\0'), int32(0)),
+    msg('C', Buffer.from('S'), Buffer.from(name)),
+    msg('S'),
+  ])
 }

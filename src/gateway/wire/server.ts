@@ -83,6 +83,8 @@ export interface WireIdentity {
    * a statement that catches the cancel would otherwise keep running after the session is over.
    */
   reap?: (pid: number, backendStart: string) => void
+  /** The same identity sealed again with the database's current key (after a rotation). */
+  reseal?: () => string
 }
 
 export type WireEvent = { kind: string; [k: string]: unknown }
@@ -125,6 +127,11 @@ export interface WireGateway {
   attachWebSocket(server: http.Server): void
   /** Number of established (authenticated) sessions. */
   sessions(): number
+  /**
+   * Reseals every live session of `database` that holds an envelope, each at its next idle moment (after a
+   * key rotation, so sessions keep working once the old key retires). Returns how many were asked.
+   */
+  reseal(database: string): number
   /** Stops listening and ends every connection (sessions get FATAL 57P01). */
   close(): Promise<void>
 }
@@ -209,6 +216,8 @@ interface LiveSession {
   secretKey: Buffer
   cancel: CancelTarget
   relay: Relay
+  database: string
+  reseal: (() => string) | undefined
 }
 
 /** pg.Client internals the gateway relies on to take over the upstream socket after login. */
@@ -538,8 +547,11 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
         identity.reap(upstreamPid, backendStart)
       }
       emit({ kind: 'session-end', role: identity.role, database: identity.database, transport, reason, ms: Date.now() - startedAt })
+    }, (ok) => emit({ kind: ok ? 'session-resealed' : 'reseal-failed', role: identity.role, database: identity.database, transport }))
+    live.set(processId, {
+      secretKey: keyBytes, cancel, relay, database: identity.database,
+      reseal: identity.envelope !== null ? identity.reseal : undefined,
     })
-    live.set(processId, { secretKey: keyBytes, cancel, relay })
     const hello: Buffer[] = [authenticationMessage(0)]
     for (const [k, v] of status) hello.push(parameterStatus(k, v))
     hello.push(backendKeyData(processId, secretKey), readyForQuery('I'))
@@ -622,6 +634,20 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     },
 
     sessions: () => live.size,
+
+    reseal(database) {
+      let n = 0
+      for (const s of live.values()) {
+        if (s.database !== database || !s.reseal || s.relay.closed) continue
+        try {
+          s.relay.reseal(s.reseal())
+          n++
+        } catch (err) {
+          emit({ kind: 'reseal-failed', database, message: err instanceof Error ? err.message : String(err) })
+        }
+      }
+      return n
+    },
 
     async close() {
       closing = true
