@@ -68,9 +68,13 @@ revoke all on function pgauthorize.rotate_sealing_key(interval) from public;
 -- changes current_user only), so an envelope sealed for `anonymous` cannot run as `authenticated`, and
 -- SECURITY DEFINER functions that call auth.user_id() still see the caller's identity.
 -- Everything is schema-qualified (no SET clause: it costs ~0.2 us a call), so no search_path can substitute
--- an object; CASE fixes the order: the MAC is checked before any field is trusted.
+-- an object. The MAC is checked before any field is trusted, each check its own statement: one SQL
+-- statement a call (the key read), the rest PL/pgSQL expressions on the client's own envelope.
 create or replace function pgauthorize.session_v3(envelope text) returns jsonb
 language plpgsql stable parallel safe security definer as $$
+declare
+  b pg_catalog.bytea;
+  verdict boolean;
 begin
   if envelope is null or envelope operator(pg_catalog.=) '' then
     return 'null'::pg_catalog.jsonb;
@@ -78,31 +82,35 @@ begin
   if not (envelope operator(pg_catalog.~) E'^v3\t[0-9]{1,9}\t[0-9]{1,12}\t' and pg_catalog.octet_length(envelope) operator(pg_catalog.>) 80) then
     return pgauthorize.reject_session('unknown envelope format');
   end if;
-  return (
-    select case
-      when k.generation is null then pgauthorize.reject_session('unknown or retired key')
-      -- Hashes of the hex MACs are compared, never the MACs: the comparison's time says nothing about the
-      -- expected MAC. The given MAC is hashed as the bytes it is, so no decoding of a forged one can fail.
-      when pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.encode(pg_catalog.sha256(
-             k.opad operator(pg_catalog.||) pg_catalog.sha256(k.ipad operator(pg_catalog.||)
-               pg_catalog.substring(e.b, 1, pg_catalog.length(e.b) operator(pg_catalog.-) 64))), 'hex'), 'UTF8'))
-           operator(pg_catalog.<>) pg_catalog.sha256(pg_catalog.substring(e.b, pg_catalog.length(e.b) operator(pg_catalog.-) 63))
-        then pgauthorize.reject_session('signature mismatch')
-      when pg_catalog.to_timestamp(pg_catalog.split_part(e.t, E'\t', 3)::pg_catalog.int8) operator(pg_catalog.<=) pg_catalog.clock_timestamp()
-        then pgauthorize.reject_session('expired')
-      when pg_catalog.split_part(e.t, E'\t', 4) operator(pg_catalog.<>) session_user::pg_catalog.text
-        then pgauthorize.reject_session('sealed for another role')
-      when pg_catalog.split_part(e.t, E'\t', 6) operator(pg_catalog.<>) pg_catalog.current_database()::pg_catalog.text
-        then pgauthorize.reject_session('sealed for another database')
-      else pg_catalog.split_part(e.t, E'\t', 7)::pg_catalog.jsonb
-    end
-    -- OFFSET 0 keeps the envelope a column, not a constant: the planner folds constant expressions even in
-    -- CASE arms it never enters, so a constant envelope's claims would be parsed before its MAC is checked.
-    from (select envelope as t, pg_catalog.convert_to(envelope, 'UTF8') as b offset 0) e
-    left join pgauthorize.sealing_key k
-      on k.generation operator(pg_catalog.=) pg_catalog.split_part(e.t, E'\t', 2)::pg_catalog.int4
-     and (k.retire_at is null or k.retire_at operator(pg_catalog.>) pg_catalog.clock_timestamp())
-  );
+  b := pg_catalog.convert_to(envelope, 'UTF8');
+  -- The one statement that reads a key: the MAC of every byte before the last 64, with the key of the
+  -- envelope's generation (while it is not retired), compared with the given MAC. Hashes of the hex MACs are
+  -- compared, never the MACs: the comparison's time says nothing about the expected MAC. The given MAC is
+  -- hashed as the bytes it is, so no decoding of a forged one can fail. Only the verdict leaves it.
+  select pg_catalog.sha256(pg_catalog.convert_to(pg_catalog.encode(pg_catalog.sha256(
+           k.opad operator(pg_catalog.||) pg_catalog.sha256(k.ipad operator(pg_catalog.||)
+             pg_catalog.substring(b, 1, pg_catalog.length(b) operator(pg_catalog.-) 64))), 'hex'), 'UTF8'))
+         operator(pg_catalog.=) pg_catalog.sha256(pg_catalog.substring(b, pg_catalog.length(b) operator(pg_catalog.-) 63))
+    into verdict
+    from pgauthorize.sealing_key k
+   where k.generation operator(pg_catalog.=) pg_catalog.split_part(envelope, E'\t', 2)::pg_catalog.int4
+     and (k.retire_at is null or k.retire_at operator(pg_catalog.>) pg_catalog.clock_timestamp());
+  if verdict is null then
+    return pgauthorize.reject_session('unknown or retired key');
+  elsif not verdict then
+    return pgauthorize.reject_session('signature mismatch');
+  end if;
+  -- From here on every field is MAC-checked.
+  if pg_catalog.to_timestamp(pg_catalog.split_part(envelope, E'\t', 3)::pg_catalog.int8) operator(pg_catalog.<=) pg_catalog.clock_timestamp() then
+    return pgauthorize.reject_session('expired');
+  end if;
+  if pg_catalog.split_part(envelope, E'\t', 4) operator(pg_catalog.<>) session_user::pg_catalog.text then
+    return pgauthorize.reject_session('sealed for another role');
+  end if;
+  if pg_catalog.split_part(envelope, E'\t', 6) operator(pg_catalog.<>) pg_catalog.current_database()::pg_catalog.text then
+    return pgauthorize.reject_session('sealed for another database');
+  end if;
+  return pg_catalog.split_part(envelope, E'\t', 7)::pg_catalog.jsonb;
 end
 $$;
 grant execute on function pgauthorize.session_v3(text) to public;
