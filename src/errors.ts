@@ -65,6 +65,7 @@ export type ErrorCode =
   | 'ERR_METHOD_NOT_ALLOWED'
   | 'ERR_UNAUTHORIZED'
   | 'ERR_FORBIDDEN'
+  | 'ERR_TOO_MANY_ATTEMPTS'
   | 'ERR_SHUTTING_DOWN'
   | 'ERR_INTERNAL'
 
@@ -136,6 +137,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_METHOD_NOT_ALLOWED: { status: 405, sqlstate: '0A000', exitCode: 1 },
   ERR_UNAUTHORIZED: { status: 401, sqlstate: '28000', exitCode: 1 },
   ERR_FORBIDDEN: { status: 403, sqlstate: '42501', exitCode: 1 },
+  // A configured limit (console login attempts per address); the response says when to retry.
+  ERR_TOO_MANY_ATTEMPTS: { status: 429, sqlstate: '53400', exitCode: 1 },
   ERR_SHUTTING_DOWN: { status: 503, sqlstate: '57P01', exitCode: 1 },
   ERR_INTERNAL: { status: 500, sqlstate: 'XX000', exitCode: 1 },
 }

@@ -60,6 +60,7 @@ export const SETTINGS: readonly Setting[] = [
   s('tokenCacheTtl', 'int', 60_000, 'most ms a verified token stays cached (never past its exp)', { min: 0, max: 86_400_000 }),
   s('console', 'bool', false, 'serve the web console at /console'),
   s('consoleToken', 'string', undefined, 'admin token for the console (default: a random one, printed at start)', { secret: true }),
+  s('trustProxy', 'bool', false, 'believe X-Forwarded-Proto and X-Forwarded-For from the one proxy in front (console: Secure cookie, login limit)'),
   s('metricsPort', 'port', undefined, 'serve /metrics on this separate port (bound like host) instead of the HTTP port'),
   s('metricsToken', 'string', undefined, 'bearer token required for /metrics on the HTTP port', { secret: true }),
   s('logLevel', 'level', 'info', 'log level: fatal, error, warn, info, debug, trace or silent'),
@@ -97,6 +98,7 @@ export interface GatewayConfig {
   tokenCacheTtl: number
   console: boolean
   consoleToken: string | undefined
+  trustProxy: boolean
   metricsPort: number | undefined
   metricsToken: string | undefined
   logLevel: (typeof LOG_LEVELS)[number]

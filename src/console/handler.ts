@@ -3,7 +3,12 @@
  *
  * - Without a session every console route, page, asset and API answers 401 (pages show the login form).
  * - `POST /console/login` exchanges the admin token for a session cookie (`HttpOnly; SameSite=Strict;
- *   Path=/console`); `POST /console/logout` ends it.
+ *   Path=/console`, and `Secure` over HTTPS); `POST /console/logout` ends it. Ten wrong tokens from one
+ *   address in a minute, and that address gets 429 `ERR_TOO_MANY_ATTEMPTS` with `Retry-After` until the
+ *   minute ends (./login-limit.ts).
+ * - Behind a TLS-terminating proxy, `trustProxy` makes the console believe its `X-Forwarded-Proto`
+ *   (the cookie's `Secure`, the same-origin check) and the last `X-Forwarded-For` hop (the address the
+ *   limit counts). Without it both headers are ignored: any client could send them.
  * - Every state-changing request must be same-origin (`Sec-Fetch-Site` / `Origin`) and carry the session's
  *   CSRF token; API bodies must be JSON, which a cross-site HTML form cannot send.
  * - Every response carries a strict CSP (no inline script), `X-Frame-Options: DENY`, `Referrer-Policy:
@@ -28,6 +33,8 @@ import {
   fail,
   html,
   json,
+  loginAddress,
+  publicOrigin,
   readForm,
   readJson,
   securityHeaders,
@@ -41,6 +48,8 @@ import { policiesView } from './policies.js'
 import { addProviderView, listProviderViews, refreshProviders, removeProviderByName } from './providers.js'
 import { rolesView, runSetup, type ConsoleEndpoints } from './roles.js'
 import { AdminSessions, SESSION_COOKIE, readCookie, type AdminSession } from './session.js'
+import { LoginLimiter, type LoginLimitOptions } from './login-limit.js'
+import { PgAuthorizeError } from '../errors.js'
 
 export interface ConsoleOptions {
   /** The gateway's databases; the console manages the default one. */
@@ -55,6 +64,13 @@ export interface ConsoleOptions {
   sessionTtlMs?: number
   /** Playground statement timeout, ms. Default 10000. */
   statementTimeoutMs?: number
+  /**
+   * Believe `X-Forwarded-Proto` and `X-Forwarded-For` from the one proxy in front of the gateway. Only
+   * for a gateway that nothing but that proxy can reach. Default false.
+   */
+  trustProxy?: boolean
+  /** The login attempt limit (tests shorten its window). */
+  loginLimit?: LoginLimitOptions
 }
 
 export interface ConsoleHandler {
@@ -102,17 +118,33 @@ export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
       ? json(401, { error: { code: 'ERR_UNAUTHORIZED', message: 'log in to the console first' } })
       : html(401, loginPage())
 
+  const trustProxy = options.trustProxy === true
+  const limiter = new LoginLimiter(options.loginLimit)
+  /** Where the browser sent the request: the proxy's word for the scheme, when it is trusted. */
+  const origin = (req: Request) => publicOrigin(req, trustProxy)
+  const cookieFlags = (req: Request) => `HttpOnly; SameSite=Strict; Path=${BASE}${origin(req).startsWith('https:') ? '; Secure' : ''}`
+
   async function login(req: Request): Promise<Response> {
-    if (crossSiteReason(req)) return html(403, loginPage('Cross-site login refused.'))
+    if (crossSiteReason(req, origin(req))) return html(403, loginPage('Cross-site login refused.'))
+    const address = loginAddress(req, trustProxy)
+    const wait = limiter.blockedFor(address)
+    if (wait > 0) {
+      const seconds = Math.ceil(wait / 1000)
+      const err = new PgAuthorizeError('ERR_TOO_MANY_ATTEMPTS', `Too many wrong admin tokens from your address; try again in ${seconds} s.`)
+      return html(err.status, loginPage(err.message, err.code), { 'retry-after': String(seconds) })
+    }
     const form = await readForm(req)
-    if (!sessions.checkToken(form.get('token'))) return html(401, loginPage('That is not the admin token.'))
+    if (!sessions.checkToken(form.get('token'))) {
+      limiter.failed(address)
+      return html(401, loginPage('That is not the admin token.'))
+    }
+    limiter.succeeded(address)
     const s = sessions.create()
-    const secure = new URL(req.url).protocol === 'https:' ? '; Secure' : ''
     return new Response(null, {
       status: 303,
       headers: {
         location: `${BASE}/providers`,
-        'set-cookie': `${SESSION_COOKIE}=${s.id}; HttpOnly; SameSite=Strict; Path=${BASE}; Max-Age=${Math.floor(sessions.ttlMs / 1000)}${secure}`,
+        'set-cookie': `${SESSION_COOKIE}=${s.id}; ${cookieFlags(req)}; Max-Age=${Math.floor(sessions.ttlMs / 1000)}`,
       },
     })
   }
@@ -180,14 +212,14 @@ export function createConsoleHandler(options: ConsoleOptions): ConsoleHandler {
     if (!safe) {
       if (sub === '/logout' && req.method === 'POST') {
         const form = await readForm(req)
-        checkCsrf(req, session, form.get('csrf') ?? undefined)
+        checkCsrf(req, session, form.get('csrf') ?? undefined, origin(req))
         sessions.end(session.id)
         return new Response(null, {
           status: 303,
-          headers: { location: `${BASE}/`, 'set-cookie': `${SESSION_COOKIE}=; HttpOnly; SameSite=Strict; Path=${BASE}; Max-Age=0` },
+          headers: { location: `${BASE}/`, 'set-cookie': `${SESSION_COOKIE}=; ${cookieFlags(req)}; Max-Age=0` },
         })
       }
-      checkCsrf(req, session)
+      checkCsrf(req, session, undefined, origin(req))
     }
     if (sub.startsWith('/api/')) return api(req, sub)
     if (!safe) throw fail('ERR_METHOD_NOT_ALLOWED', `${req.method} is not allowed here`)

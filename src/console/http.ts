@@ -8,6 +8,7 @@ import { createHash } from 'node:crypto'
 import { PgAuthorizeError, isPgAuthorizeError, type ErrorCode } from '../errors.js'
 import { csrfMatches, type AdminSession } from './session.js'
 import { readCapped } from '../lib/body.js'
+import { clientAddress } from '../lib/client-address.js'
 
 /** The hash of an inline `<style>` block, for the CSP (the login page styles itself before any session). */
 export function styleHash(css: string): string {
@@ -67,21 +68,45 @@ export const fail = (code: ErrorCode, message: string) => new PgAuthorizeError(c
  * and is let through here because the per-session CSRF token (which no other page can read) is still
  * required.
  */
-export function crossSiteReason(req: Request): string | undefined {
+export function crossSiteReason(req: Request, ownOrigin: string = new URL(req.url).origin): string | undefined {
   const site = req.headers.get('sec-fetch-site')
   if (site !== null && site !== 'same-origin') return `the request is ${site}`
   const origin = req.headers.get('origin')
-  if (origin !== null && origin !== 'null' && origin !== new URL(req.url).origin) return 'the request comes from another origin'
+  if (origin !== null && origin !== 'null' && origin !== ownOrigin) return 'the request comes from another origin'
   return undefined
 }
 
 /** Refuses a state-changing request unless it is same-origin and carries the session's CSRF token. */
-export function checkCsrf(req: Request, session: AdminSession, formToken?: string): void {
-  const why = crossSiteReason(req)
+export function checkCsrf(req: Request, session: AdminSession, formToken?: string, ownOrigin?: string): void {
+  const why = crossSiteReason(req, ownOrigin)
   if (why) throw fail('ERR_FORBIDDEN', `cross-site request refused: ${why}`)
   if (!csrfMatches(session, req.headers.get('x-csrf-token') ?? formToken)) {
     throw fail('ERR_FORBIDDEN', 'cross-site request refused: missing or wrong CSRF token')
   }
+}
+
+const headerValues = (req: Request, name: string) =>
+  (req.headers.get(name) ?? '').split(',').map((v) => v.trim()).filter(Boolean)
+
+/**
+ * The origin the browser used. With `trustProxy`, the scheme is the proxy's `X-Forwarded-Proto` (its
+ * first value: the scheme the client used at the outermost proxy); without it, the header is ignored.
+ */
+export function publicOrigin(req: Request, trustProxy: boolean): string {
+  const url = new URL(req.url)
+  if (trustProxy) {
+    const proto = headerValues(req, 'x-forwarded-proto')[0]?.toLowerCase()
+    if (proto === 'https' || proto === 'http') url.protocol = `${proto}:`
+  }
+  return url.origin
+}
+
+/**
+ * The client address the login limit counts. With `trustProxy`, the last `X-Forwarded-For` value: the
+ * address the one trusted proxy saw and appended (values before it are the client's own to write).
+ */
+export function loginAddress(req: Request, trustProxy: boolean): string | undefined {
+  return (trustProxy ? headerValues(req, 'x-forwarded-for').at(-1) : undefined) ?? clientAddress(req)
 }
 
 /** Reads a body up to `max` bytes, enforced while reading. */

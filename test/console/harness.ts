@@ -10,7 +10,7 @@ import { loadDemo, DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
 import { ensureKeys } from '../../src/keys/keydir.js'
 import { serveJwks, type JwksServer } from '../../src/jwks/serve.js'
 import { signToken } from '../../src/tokens/sign.js'
-import { startGateway, type Gateway } from '../../src/gateway/gateway.js'
+import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 
 export const ADMIN_TOKEN = 'test-admin-token-0123456789abcdef'
@@ -29,7 +29,7 @@ export interface ConsoleHarness {
   close(): Promise<void>
 }
 
-export async function startConsoleHarness(): Promise<ConsoleHarness> {
+export async function startConsoleHarness(gatewayOptions: Partial<GatewayOptions> = {}): Promise<ConsoleHarness> {
   const db = await createTestDatabase()
   const dir = await mkdtemp(path.join(os.tmpdir(), 'pga-console-'))
   const stops: Array<() => Promise<unknown>> = [() => db.close(), () => rm(dir, { recursive: true, force: true })]
@@ -42,7 +42,7 @@ export async function startConsoleHarness(): Promise<ConsoleHarness> {
     const keys = await ensureKeys(path.join(dir, 'keys'))
     const jwks = await serveJwks({ dir: keys.dir, port: 0 })
     stops.push(() => jwks.close())
-    const gw = await startGateway({ databaseUrl: db.url, port: 0, pgPort: 0, console: { adminToken: ADMIN_TOKEN } })
+    const gw = await startGateway({ databaseUrl: db.url, port: 0, pgPort: 0, console: { adminToken: ADMIN_TOKEN }, ...gatewayOptions })
     stops.push(() => gw.close())
     const sign = (i: number) => {
       const { sub, ...claims } = demoClaims(DEMO_USERS[i]!)

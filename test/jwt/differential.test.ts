@@ -10,8 +10,8 @@
  *   verifier says the same (except that a payload which does not decode is "malformed" to the verifier,
  *   which decodes before checking the signature, and "signature" to jose, which decodes after);
  * - the verifier may refuse more than jose only for the header parameters it forbids on purpose
- *   (`jku`, `x5u`, `x5c`, `jwk`, `crit`, `b64`), a missing `kid` with several keys, and signatures spelled
- *   with non-zero padding bits.
+ *   (`jku`, `x5u`, `x5c`, `jwk`, `crit`, `b64`), a missing `kid` with several keys, signatures spelled
+ *   with non-zero padding bits, and payloads holding a non-finite number (`1e400`, in the corpus).
  *
  * @module
  */

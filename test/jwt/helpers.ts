@@ -28,9 +28,10 @@ export const b64url = (value: unknown) =>
 
 /**
  * A JWS signed by hand with node:crypto, so tests can put in headers jose refuses to produce
- * (crit, b64, alg none) and still carry a genuine signature.
+ * (crit, b64, alg none) and still carry a genuine signature. A string payload is used as the exact JSON
+ * text (for what JSON.stringify cannot write, such as `1e400`).
  */
-export function rawSign(header: Record<string, unknown>, payload: Record<string, unknown>, privateJwk: Record<string, unknown>): string {
+export function rawSign(header: Record<string, unknown>, payload: Record<string, unknown> | string, privateJwk: Record<string, unknown>): string {
   const input = `${b64url(header)}.${b64url(payload)}`
   const key = createPrivateKey({ key: privateJwk as never, format: 'jwk' })
   const alg = String(header.alg)

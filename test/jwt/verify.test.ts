@@ -86,6 +86,32 @@ test('exp: expired beyond the leeway is refused, within it accepted; exp is requ
   await rejectsWith(v.verify(rawSign({ alg: 'ES256', kid: 'ec-1' }, noExp, ec.privateJwk)), 'ERR_JWT_CLAIM_INVALID')
 })
 
+test('non-finite numbers (1e400 parses as Infinity) are refused in every claim, and never cached', async () => {
+  const events: VerifierEvent[] = []
+  const v = verifier([provider([ec])], { onEvent: (e) => events.push(e) })
+  const base = `"sub":"user-1","iat":${nowSec},"exp":${nowSec + 600}`
+  const texts = [
+    `{"sub":"user-1","iat":${nowSec},"exp":1e400}`,
+    `{"sub":"user-1","iat":${nowSec},"exp":-1e400}`,
+    `{${base},"nbf":-1e400}`,
+    `{"sub":"user-1","iat":1e400,"exp":${nowSec + 600}}`,
+    `{${base},"tenant_id":1e400}`,
+    `{${base},"permissions":{"quota":[1,-1e999]}}`,
+  ]
+  for (const text of texts) {
+    assert.ok(Object.values(JSON.parse(text)).some((x) => JSON.stringify(x).includes('null')), `${text} parses to a non-finite number`)
+    const token = rawSign({ alg: 'ES256', kid: 'ec-1' }, text, ec.privateJwk)
+    await rejectsWith(v.verify(token), 'ERR_JWT_CLAIM_INVALID', token)
+    await rejectsWith(v.verify(token), 'ERR_JWT_CLAIM_INVALID', token) // a second try is not a cache hit either
+  }
+  assert.equal(v.stats().cache_entries, 0)
+  assert.ok(!events.some((e) => e.type === 'cache_hit'))
+  // Control: large but finite numbers, in registered and custom claims, verify.
+  const finite = rawSign({ alg: 'ES256', kid: 'ec-1' }, `{${base},"nbf":-1e300,"tenant_id":1e308,"n":[-1.5e-320]}`, ec.privateJwk)
+  assert.equal((await v.verify(finite)).claims.tenant_id, 1e308)
+  v.close()
+})
+
 test('nbf: not yet valid beyond the leeway is refused, within it accepted', async () => {
   const v = verifier([provider([ed])], { cache: false })
   await rejectsWith(v.verify(await sign(ed, {}, { notBefore: nowSec + 120 })), 'ERR_JWT_NOT_YET_VALID')

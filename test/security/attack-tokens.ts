@@ -189,6 +189,11 @@ export const ATTACK_TOKENS: readonly AttackToken[] = [
     make: (ctx) => withRs(ctx, rsHeader(), JSON.stringify({ ...goodClaims(), exp: undefined })) },
   { name: 'nbf a string', ref: 'RFC 7519 4.1.5', code: 'ERR_JWT_CLAIM_INVALID',
     make: (ctx) => withRs(ctx, rsHeader(), goodPayload({ nbf: 'yesterday' })) },
+  // JSON.parse reads 1e400 as Infinity: an exp that never passes; re-serialized, a custom claim would become null.
+  { name: 'exp 1e400 (Infinity)', ref: 'RFC 7519 4.1.4', code: 'ERR_JWT_CLAIM_INVALID',
+    make: (ctx) => withRs(ctx, rsHeader(), goodPayload().replace(/"exp":\d+/, '"exp":1e400')) },
+  { name: 'a custom claim -1e400 (-Infinity)', ref: 'RFC 8259 6', code: 'ERR_JWT_CLAIM_INVALID',
+    make: (ctx) => withRs(ctx, rsHeader(), goodPayload().replace(/}$/, ',"quota":-1e400}')) },
   { name: 'exp 120 s in the past (beyond the 30 s leeway)', ref: 'RFC 7519 4.1.4', code: 'ERR_JWT_EXPIRED',
     make: (ctx) => withRs(ctx, rsHeader(), goodPayload({ exp: now() - 120 })) },
   { name: 'nbf 120 s in the future (beyond the 30 s leeway)', ref: 'RFC 7519 4.1.5', code: 'ERR_JWT_NOT_YET_VALID',

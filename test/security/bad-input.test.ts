@@ -6,7 +6,8 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
-import { DATABASE, startStack, type Stack } from './stack.js'
+import { neon, neonConfig } from '@neondatabase/serverless'
+import { alice, DATABASE, startStack, type Stack } from './stack.js'
 
 let s: Stack
 let token: string
@@ -56,7 +57,7 @@ const CASES: Array<{ name: string; body?: BodyInit; headers?: Record<string, str
   { name: 'role the provider does not allow (anonymous)', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('anonymous'), status: 400, code: '28000' },
   { name: 'the owner role', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('postgres'), status: 400, code: '28000' },
   { name: 'a predefined role (pg_read_server_files)', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('pg_read_server_files'), status: 400, code: '28000' },
-  { name: 'a role with a password in the URL', body: JSON.stringify({ query: INSERT, params: [] }), headers: { 'Neon-Connection-String': `postgresql://postgres:guess@h/${DATABASE}` }, status: 400, code: '28000' },
+  { name: 'the owner role with a password in the URL', body: JSON.stringify({ query: INSERT, params: [] }), headers: { 'Neon-Connection-String': `postgresql://postgres:guess@h/${DATABASE}` }, status: 400, code: '28000' },
   { name: 'a database not set up', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('authenticated', 'postgres'), status: 500 },
   { name: 'two statements in one query', body: JSON.stringify({ query: `select 1; ${INSERT}`, params: [] }), status: 400 },
 ]
@@ -79,6 +80,37 @@ test('bad requests get a clear 4xx (or 5xx for a database that is not served) an
   assert.equal(ok.status, 200, ok.message)
   assert.equal(await s.auditCount(), 1)
   await s.owner.query('delete from security_audit')
+})
+
+test('a password in Neon-Connection-String is ignored: the JWT is the credential, as with Neon', async () => {
+  // Neon's driver sends the connection string it was given as is, password included; Neon's proxy ignores
+  // the password when a JWT comes with it. So does the gateway: even the owner's own password is no credential.
+  const ownerPassword = decodeURIComponent(new URL(s.ownerUrl).password)
+  assert.ok(ownerPassword.length > 8)
+  const who = JSON.stringify({ query: 'select current_user as role, auth.user_id() as sub', params: [] })
+  for (const password of ['guess', ownerPassword]) {
+    const res = await fetch(`${s.gateway.url}/sql`, {
+      method: 'POST',
+      headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json', 'Neon-Connection-String': `postgresql://authenticated:${encodeURIComponent(password)}@db.localtest.me/${DATABASE}` },
+      body: who,
+    })
+    const text = await res.text()
+    assert.equal(res.status, 200, text)
+    assert.deepEqual(JSON.parse(text).rows, [{ role: 'authenticated', sub: alice.sub }])
+    // Without a token the password opens nothing.
+    const bare = await post(who, { 'Content-Type': 'application/json', 'Neon-Connection-String': `postgresql://authenticated:${encodeURIComponent(password)}@h/${DATABASE}` }, '')
+    assert.equal(bare.status, 400)
+    assert.equal(bare.code, '28000')
+    // The owner's URL pasted by mistake names the owner role: refused, and the password is not echoed.
+    const owner = await post(who, { 'Content-Type': 'application/json', 'Neon-Connection-String': `postgresql://postgres:${encodeURIComponent(password)}@h/${DATABASE}` })
+    assert.equal(owner.status, 400)
+    assert.equal(owner.code, '28000')
+    assert.ok(!owner.message.includes(password) && !bare.message.includes(password), 'an error echoes the password')
+  }
+  // The real driver, given a URL with a password and an authToken.
+  neonConfig.fetchEndpoint = `${s.gateway.url}/sql`
+  const sql = neon(`postgresql://authenticated:${encodeURIComponent(ownerPassword)}@db.localtest.me/${DATABASE}`, { authToken: token })
+  assert.deepEqual(await sql`select current_user as role, auth.user_id() as sub`, [{ role: 'authenticated', sub: alice.sub }])
 })
 
 /** Streams up to `total` bytes to /sql and reports what came back and how much had been written by then. */

@@ -85,6 +85,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     maxRequestBytes: config.maxRequestBytes,
     maxResponseBytes: config.maxResponseBytes,
     console: config.console ? (config.consoleToken ? { adminToken: config.consoleToken } : {}) : false,
+    trustProxy: config.trustProxy,
     metrics: {
       ...(config.metricsPort !== undefined ? { port: config.metricsPort } : {}),
       ...(config.metricsToken ? { token: config.metricsToken } : {}),

@@ -1,7 +1,9 @@
 /**
  * Parses the `Neon-Connection-String` header the way Neon's proxy does (`http_util.rs::get_conn_info`):
  * `postgres:` or `postgresql:`, the user and the first path segment percent-decoded, the password optional
- * and ignored (identity comes from the JWT), `sslmode`/`channel_binding` ignored, `application_name` kept.
+ * and ignored (identity comes from the JWT; Neon's driver sends whatever URL it was given, and Neon's proxy
+ * ignores a password next to a JWT, so refusing one would break drop-in use), `sslmode`/`channel_binding`
+ * ignored, `application_name` kept.
  * Failures carry Neon's own messages, as HTTP 400.
  *
  * @module

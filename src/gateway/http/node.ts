@@ -17,6 +17,7 @@
 import http from 'node:http'
 import { getRequestListener } from '@hono/node-server'
 import { listen, urlHost } from '../../lib/listen.js'
+import { rememberClientAddress } from '../../lib/client-address.js'
 import { tooLarge, type AbortLike, type SqlRequest, type SqlResponse } from './handler.js'
 
 export type FetchHandler = (req: Request) => Promise<Response> | Response
@@ -118,7 +119,11 @@ export function createNodeSqlListener(
 export function createNodeListener(
   handler: FetchHandler,
 ): (req: http.IncomingMessage, res: http.ServerResponse) => Promise<void> {
-  return getRequestListener(handler, { overrideGlobalObjects: false })
+  // The socket's address has no place on a Request; the console's login limit reads it from here.
+  return getRequestListener((req, env) => {
+    rememberClientAddress(req, env.incoming.socket?.remoteAddress)
+    return handler(req)
+  }, { overrideGlobalObjects: false })
 }
 
 export interface ServeHttpOptions {
