@@ -58,11 +58,11 @@ const CASES: Array<{ name: string; body?: BodyInit; headers?: Record<string, str
   { name: 'the owner role', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('postgres'), status: 400, code: '28000' },
   { name: 'a predefined role (pg_read_server_files)', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('pg_read_server_files'), status: 400, code: '28000' },
   { name: 'the owner role with a password in the URL', body: JSON.stringify({ query: INSERT, params: [] }), headers: { 'Neon-Connection-String': `postgresql://postgres:guess@h/${DATABASE}` }, status: 400, code: '28000' },
-  { name: 'a database not set up', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('authenticated', 'postgres'), status: 500 },
+  { name: 'a database the gateway does not serve', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('authenticated', 'postgres'), status: 404, code: '3D000' },
   { name: 'two statements in one query', body: JSON.stringify({ query: `select 1; ${INSERT}`, params: [] }), status: 400 },
 ]
 
-test('bad requests get a clear 4xx (or 5xx for a database that is not served) and nothing runs', async () => {
+test('bad requests get a clear 4xx and nothing runs', async () => {
   for (const c of CASES) {
     const headers = { 'Content-Type': 'application/json', ...conn('authenticated'), ...c.headers }
     const r = await post(c.body, headers, c.bearer === null ? '' : token)
