@@ -5,10 +5,8 @@
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import net from 'node:net'
 import path from 'node:path'
-import { createInterface } from 'node:readline'
 import { rm } from 'node:fs/promises'
 import { ensureKeys, loadKeyDir, rotateKeys } from '../../src/keys/keydir.js'
 import { serveJwks, type JwksServer } from '../../src/jwks/serve.js'
@@ -16,7 +14,7 @@ import { signToken } from '../../src/tokens/sign.js'
 import { freePort } from '../../src/database/embedded.js'
 import { withOwner } from '../../src/database/providers.js'
 import { startCli } from '../helpers/cli.js'
-import { alice, startPostgres, startStack, tempDir, TRANSPORTS, until, type Outcome, type Transport } from './stack.js'
+import { alice, childGateway, startPostgres, startStack, tempDir, TRANSPORTS, until, type Outcome, type Transport } from './stack.js'
 
 const cleanups: Array<() => Promise<unknown>> = []
 after(async () => {
@@ -211,20 +209,7 @@ test('2,000 idle wire connections and 200 slowloris HTTP requests: memory stays 
   const s = await startStack()
   cleanups.push(() => s.close())
   const token = await s.token()
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(import.meta.dirname, 'gateway-child.ts')], {
-    env: { ...process.env, OWNER_URL: s.ownerUrl },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
-  cleanups.push(async () => child.kill('SIGKILL'))
-  const lines = createInterface({ input: child.stdout! })
-  const waiting: Array<(l: string) => void> = []
-  lines.on('line', (l) => waiting.shift()?.(l))
-  const nextLine = () => new Promise<string>((r) => waiting.push(r))
-  const [, url, pgPort] = (await nextLine()).split(' ') as [string, string, string]
-  const mem = async () => {
-    child.stdin!.write('mem\n')
-    return JSON.parse((await nextLine()).slice(4)) as NodeJS.MemoryUsage
-  }
+  const { url, pgPort, mem, kill } = await childGateway(s, cleanups)
   const query = async () => {
     const res = await fetch(`${url}/sql`, {
       method: 'POST',
@@ -243,7 +228,7 @@ test('2,000 idle wire connections and 200 slowloris HTTP requests: memory stays 
     sock.on('error', () => resolve())
     sockets.push(sock)
   })
-  for (let i = 0; i < 2000; i += 100) await Promise.all(Array.from({ length: 100 }, () => open(Number(pgPort))))
+  for (let i = 0; i < 2000; i += 100) await Promise.all(Array.from({ length: 100 }, () => open(pgPort)))
   // Slowloris: 200 HTTP requests whose headers never finish, and 50 whose body trickles.
   const httpPort = Number(new URL(url).port)
   for (let i = 0; i < 250; i++) await open(httpPort)
@@ -259,5 +244,5 @@ test('2,000 idle wire connections and 200 slowloris HTTP requests: memory stays 
   assert.ok(growthMb < 64, `heap grew by ${growthMb.toFixed(1)} MB`)
   assert.ok(rssGrowthMb < 256, `rss grew by ${rssGrowthMb.toFixed(1)} MB`)
   for (const sk of sockets) sk.destroy()
-  child.kill('SIGKILL')
+  kill()
 })

@@ -5,35 +5,14 @@
  */
 import { after, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
 import net from 'node:net'
-import path from 'node:path'
-import { createInterface } from 'node:readline'
-import { startStack, type Stack } from './stack.js'
+import { childGateway, startStack } from './stack.js'
 
 const cleanups: Array<() => Promise<unknown>> = []
 after(async () => {
   for (const c of cleanups.reverse()) await c().catch(() => {})
 })
-
-async function childGateway(s: Stack) {
-  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(import.meta.dirname, 'gateway-child.ts')], {
-    env: { ...process.env, OWNER_URL: s.ownerUrl },
-    stdio: ['pipe', 'pipe', 'inherit'],
-  })
-  cleanups.push(async () => child.kill('SIGKILL'))
-  const lines = createInterface({ input: child.stdout! })
-  const waiting: Array<(l: string) => void> = []
-  lines.on('line', (l) => waiting.shift()?.(l))
-  const nextLine = () => new Promise<string>((r) => waiting.push(r))
-  const [, url] = (await nextLine()).split(' ') as [string, string]
-  const mem = async () => {
-    child.stdin!.write('mem\n')
-    return JSON.parse((await nextLine()).slice(4)) as NodeJS.MemoryUsage
-  }
-  return { url, port: Number(new URL(url).port), mem }
-}
 
 /** Opens a raw WebSocket to /v2 and resolves with the socket once the upgrade is answered. */
 function upgrade(port: number): Promise<net.Socket> {
@@ -52,7 +31,7 @@ function upgrade(port: number): Promise<net.Socket> {
 test('a 5 MB WebSocket frame before authentication is refused from its header; memory stays bounded', async () => {
   const s = await startStack()
   cleanups.push(() => s.close())
-  const gw = await childGateway(s)
+  const gw = await childGateway(s, cleanups)
   const before = await gw.mem()
   const FRAME = 5 * 1024 * 1024
   const SENT = 4 * 1024 * 1024 // most of the frame, then stall: what a memory attack does
@@ -101,7 +80,7 @@ test('a 5 MB WebSocket frame before authentication is refused from its header; m
 test('POST /sql without a well-formed token is refused before its body is read', async () => {
   const s = await startStack()
   cleanups.push(() => s.close())
-  const gw = await childGateway(s)
+  const gw = await childGateway(s, cleanups)
   // Declares 5 MB (under the 10 MiB cap), sends 1 kB, then waits: the answer must come without the rest.
   const ask = (auth: string | null) => new Promise<string>((resolve) => {
     const sock = net.connect(gw.port, '127.0.0.1', () => {

@@ -9,9 +9,11 @@
  *
  * @module
  */
+import { spawn } from 'node:child_process'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
+import { createInterface } from 'node:readline'
 import { Client as NeonClient, neonConfig } from '@neondatabase/serverless'
 import pg from 'pg'
 import ws from 'ws'
@@ -330,6 +332,32 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     for (const c of closers.reverse()) await c().catch(() => {})
     throw err
   }
+}
+
+/**
+ * The real gateway in a child process of its own (test/security/gateway-child.ts), serving `s`'s database, so
+ * a test can read the gateway's memory apart from its own: `mem()` asks the child for `process.memoryUsage()`
+ * after a GC. `cleanups` receives the kill.
+ */
+export async function childGateway(
+  s: Stack,
+  cleanups: Array<() => Promise<unknown>>,
+): Promise<{ url: string; port: number; pgPort: number; mem(): Promise<NodeJS.MemoryUsage>; kill(): void }> {
+  const child = spawn(process.execPath, ['--expose-gc', '--import', 'tsx', path.join(import.meta.dirname, 'gateway-child.ts')], {
+    env: { ...process.env, OWNER_URL: s.ownerUrl },
+    stdio: ['pipe', 'pipe', 'inherit'],
+  })
+  cleanups.push(async () => child.kill('SIGKILL'))
+  const lines = createInterface({ input: child.stdout! })
+  const waiting: Array<(l: string) => void> = []
+  lines.on('line', (l) => waiting.shift()?.(l))
+  const nextLine = () => new Promise<string>((r) => waiting.push(r))
+  const [, url, pgPort] = (await nextLine()).split(' ') as [string, string, string]
+  const mem = async () => {
+    child.stdin!.write('mem\n')
+    return JSON.parse((await nextLine()).slice(4)) as NodeJS.MemoryUsage
+  }
+  return { url, port: Number(new URL(url).port), pgPort: Number(pgPort), mem, kill: () => child.kill('SIGKILL') }
 }
 
 /** Polls `check` until true (bounded); throws naming `what` on timeout. */
