@@ -91,7 +91,8 @@ export class FairShare {
           if (i < 0) return
           q!.splice(i, 1)
           if (q!.length === 0) this.#queues.delete(key)
-          reject(new FairShareRefusal(this.held(key) >= this.perIdentity ? 'share' : 'pool'))
+          // A share that is the whole pool is no cap: then waiting was waiting for the pool.
+          reject(new FairShareRefusal(this.held(key) >= this.perIdentity && this.perIdentity < this.slots ? 'share' : 'pool'))
         }, timeoutMs),
       }
       queue.push(waiter)

@@ -191,7 +191,7 @@ export class GatewayPools {
     if (!share.tryTake(key)) {
       const started = performance.now()
       const heldNow = share.held(key)
-      const reason = heldNow >= share.perIdentity ? 'share' : 'pool'
+      const reason = heldNow >= share.perIdentity && share.perIdentity < share.slots ? 'share' : 'pool'
       try {
         await share.wait(key, this.#opts.acquireTimeoutMillis)
         this.#opts.onEvent?.({ kind: 'queue-wait', database, role, reason, ms: performance.now() - started })
