@@ -1,6 +1,6 @@
 /**
- * Figure b: the HTTP gateway against a direct `pg` pool, 32 concurrent requests selecting one demo row as
- * Alice. The gateway runs in this process (pool size 10, the default); the load runs in a child process
+ * Figure b: the HTTP gateway against a direct `pg` pool, 32 concurrent requests each selecting one user row (see
+ * below). The gateway runs in this process (pool size 10, the default); the load runs in a child process
  * (bench/http-load.ts), once with the real `@neondatabase/serverless` client through the gateway and once
  * with a direct `pg.Pool` of the same size (10) running the same statements (claims + query, one pipelined
  * round trip). Runs alternate, so drifting machine load hits both sides alike. The latency added is reported
