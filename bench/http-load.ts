@@ -28,6 +28,8 @@ interface Config {
   endpoint?: string
   connectionString?: string
   token?: string
+  /** neon: one identity per worker (worker i uses identities[i % n]) instead of `token` for all. */
+  identities?: Array<{ token: string; params: string[] }>
   /** pg */
   pool?: pg.PoolConfig
   envelope?: string
@@ -35,12 +37,17 @@ interface Config {
 
 const cfg = JSON.parse(process.env.BENCH_CONFIG!) as Config
 
-let one: () => Promise<number>
+/** One request of worker `w`; resolves the number of rows. */
+let one: (w: number) => Promise<number>
 let end = async () => {}
 if (cfg.mode === 'neon') {
   neonConfig.fetchEndpoint = cfg.endpoint!
-  const sql = neon(cfg.connectionString!, { authToken: cfg.token! })
-  one = async () => (await sql.query(cfg.query, cfg.params)).length
+  const ids = cfg.identities ?? [{ token: cfg.token!, params: cfg.params }]
+  const clients = ids.map((id) => ({ sql: neon(cfg.connectionString!, { authToken: id.token }), params: id.params }))
+  one = async (w) => {
+    const c = clients[w % clients.length]!
+    return (await c.sql.query(cfg.query, c.params)).length
+  }
 } else {
   const pool = new pg.Pool(cfg.pool)
   end = () => pool.end()
@@ -62,7 +69,7 @@ if (cfg.mode === 'neon') {
 }
 
 // Every request must return the one row, or the benchmark measures errors.
-if ((await one()) !== 1) throw new Error('the benchmark query did not return exactly one row')
+if ((await one(0)) !== 1) throw new Error('the benchmark query did not return exactly one row')
 
 async function load(seconds: number, record: boolean): Promise<{ count: number; latencies: number[]; errors: number }> {
   const until = performance.now() + seconds * 1000
@@ -70,11 +77,11 @@ async function load(seconds: number, record: boolean): Promise<{ count: number; 
   let count = 0
   let errors = 0
   await Promise.all(
-    Array.from({ length: cfg.concurrency }, async () => {
+    Array.from({ length: cfg.concurrency }, async (_, w) => {
       while (performance.now() < until) {
         const t = performance.now()
         try {
-          if ((await one()) !== 1) errors++
+          if ((await one(w)) !== 1) errors++
           else count++
         } catch {
           errors++

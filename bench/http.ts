@@ -1,15 +1,22 @@
 /**
- * Figure b: the HTTP gateway against a direct `pg` pool, 32 concurrent requests selecting one demo row as
- * Alice. The gateway runs in this process (pool size 10, the default); the load runs in a child process
+ * Figure b: the HTTP gateway against a direct `pg` pool, 32 concurrent requests each selecting one user row (see
+ * below). The gateway runs in this process (pool size 10, the default); the load runs in a child process
  * (bench/http-load.ts), once with the real `@neondatabase/serverless` client through the gateway and once
  * with a direct `pg.Pool` of the same size (10) running the same statements (claims + query, one pipelined
  * round trip). Runs alternate, so drifting machine load hits both sides alike. The latency added is reported
  * twice: at 32 concurrent (where on two cores it is mostly queueing behind the other requests) and one
  * request at a time (what the gateway adds to a request).
  *
+ * The 32 workers are 32 users (a token and a user row each): with the fair share on (the default, issue 22)
+ * one identity may hold only half the pool, which is the point of it, not what this figure measures. The
+ * fair-share figure runs the same load through a second gateway with `fairShare: false`, alternated with
+ * the first in the same run: the cost of the caps themselves.
+ *
  * @module
  */
 import { spawn } from 'node:child_process'
+import { randomUUID } from 'node:crypto'
+import pg from 'pg'
 import http from 'node:http'
 import { listen } from '../src/lib/listen.js'
 import path from 'node:path'
@@ -52,8 +59,22 @@ function loadChild(config: Record<string, unknown>): Promise<LoadResult> {
 export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]> {
   const seconds = o.quick ? 2 : 6
   const gw = await startGateway({ databaseUrl: stack.ownerUrl, port: 0, pgPort: false, poolSize: POOL_SIZE })
+  const gwOff = await startGateway({ databaseUrl: stack.ownerUrl, port: 0, pgPort: false, poolSize: POOL_SIZE, fairShare: false })
   const ctx = await openDatabaseContext(stack.ownerUrl)
   try {
+    // One user per worker, in Alice's tenant: each reads its own row (the users policy is auth.user_id() = id).
+    const ids = Array.from({ length: CONCURRENCY }, () => randomUUID())
+    const owner = new pg.Client(stack.ownerUrl)
+    await owner.connect()
+    await owner.query(
+      `insert into users (tenant_id, id, name, email) select $1, u, 'bench', u::text || '@bench.test' from unnest($2::uuid[]) u on conflict do nothing`,
+      [stack.alice.tenantId, ids],
+    )
+    await owner.end()
+    const identities = await Promise.all(ids.map(async (id) => ({
+      token: await stack.sign({ sub: id, tenant_id: stack.alice.tenantId, role: 'authenticated' }),
+      params: [id],
+    })))
     const common = { seconds, warmupSeconds: o.quick ? 0.5 : 1.5, concurrency: CONCURRENCY, query: QUERY, params: [stack.alice.id] }
     const viaGateway = {
       ...common,
@@ -61,7 +82,9 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
       endpoint: `${gw.url}/sql`,
       connectionString: `postgresql://authenticated@${gw.host}:${gw.port}/${stack.database}`,
       token: stack.token,
+      identities,
     }
+    const viaGatewayOff = { ...viaGateway, endpoint: `${gwOff.url}/sql` }
     const direct = {
       ...common,
       mode: 'pg',
@@ -89,6 +112,7 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
     const noopPort = (await listen(noop, 0, '127.0.0.1')).port
     const viaNoop = { ...viaGateway, endpoint: `http://127.0.0.1:${noopPort}/sql` }
     const g: LoadResult[] = []
+    const gOff: LoadResult[] = []
     const d: LoadResult[] = []
     const n: LoadResult[] = []
     // One request at a time: the latency the gateway adds to a request, without queueing behind 31 others.
@@ -98,7 +122,15 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
     try {
       for (let r = 0; r < o.runs; r++) {
         d.push(await loadChild(direct))
-        g.push(await loadChild(viaGateway))
+        // Caps on and off back to back, in alternating order, so drift hits both alike.
+        if (r % 2 === 0) {
+          g.push(await loadChild(viaGateway))
+          gOff.push(await loadChild(viaGatewayOff))
+        } else {
+          gOff.push(await loadChild(viaGatewayOff))
+          g.push(await loadChild(viaGateway))
+        }
+        o.log(`  run ${r + 1}: fair share on ${fmt(g.at(-1)!.rps)} req/s, off ${fmt(gOff.at(-1)!.rps)} req/s`)
         n.push(await loadChild(viaNoop))
         d1.push(await loadChild({ ...direct, ...single }))
         g1.push(await loadChild({ ...viaGateway, ...single }))
@@ -109,13 +141,27 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
       noop.close()
     }
     const ceiling = median(n.map((x) => x.rps))
-    if ([...g, ...d, ...g1, ...d1].some((x) => x.errors > 0)) throw new Error('requests failed during the HTTP benchmark')
+    if ([...g, ...gOff, ...d, ...g1, ...d1].some((x) => x.errors > 0)) throw new Error('requests failed during the HTTP benchmark')
     const added1 = g1.map((x, i) => x.p50 - d1[i]!.p50)
     const ratios = g.map((x, i) => x.rps / d[i]!.rps)
     const added = g.map((x, i) => x.p50 - d[i]!.p50)
     const ratio = median(ratios)
     const addedMs = median(added)
+    const shareRatios = g.map((x, i) => x.rps / gOff[i]!.rps)
+    const shareRatio = median(shareRatios)
     return [
+      {
+        id: 'b',
+        name: `HTTP throughput with the fair share on vs off (${CONCURRENCY} users, one request each at a time, pool ${POOL_SIZE})`,
+        value: median(g.map((x) => x.rps)),
+        unit: 'req/s',
+        baseline: { label: 'the same gateway with fairShare: false', value: median(gOff.map((x) => x.rps)), unit: 'req/s' },
+        measure: `${shareRatio.toFixed(3)}x off`,
+        goal: '≥ 0.95x off',
+        pass: shareRatio >= 0.95,
+        noise: noise(shareRatios),
+        note: `caps on: at most ${Math.max(1, Math.floor(POOL_SIZE / 2))} connections per identity, ${POOL_SIZE} waiting; p50 on ${median(g.map((x) => x.p50)).toFixed(2)} ms, off ${median(gOff.map((x) => x.p50)).toFixed(2)} ms`,
+      },
       {
         id: 'b',
         name: `HTTP gateway throughput (neon client, ${CONCURRENCY} concurrent, pool ${POOL_SIZE})`,
@@ -155,5 +201,6 @@ export async function benchHttp(o: BenchOptions, stack: Stack): Promise<Figure[]
     ]
   } finally {
     await gw.close()
+    await gwOff.close()
   }
 }

@@ -58,6 +58,8 @@ export type ErrorCode =
   | 'ERR_REQUEST_TOO_LARGE'
   | 'ERR_RESPONSE_TOO_LARGE'
   | 'ERR_POOL_TIMEOUT'
+  | 'ERR_FAIR_SHARE_EXCEEDED'
+  | 'ERR_TOO_MANY_SESSIONS'
   | 'ERR_QUERY_CANCELLED'
   | 'ERR_SESSION_EXPIRED'
   | 'ERR_TLS_REQUIRED'
@@ -130,6 +132,10 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_REQUEST_TOO_LARGE: { status: 413, sqlstate: '54000', exitCode: 2 },
   ERR_RESPONSE_TOO_LARGE: { status: 507, sqlstate: '54000', exitCode: 1 },
   ERR_POOL_TIMEOUT: { status: 400, sqlstate: '53300', exitCode: 1 },
+  // One identity past its share of a pool (HTTP, with Retry-After) or of the wire sessions (at login):
+  // 53300 too_many_connections, as Postgres and PgBouncer say it.
+  ERR_FAIR_SHARE_EXCEEDED: { status: 429, sqlstate: '53300', exitCode: 1 },
+  ERR_TOO_MANY_SESSIONS: { status: 429, sqlstate: '53300', exitCode: 1 },
   ERR_QUERY_CANCELLED: { status: 400, sqlstate: '57014', exitCode: 1 },
   ERR_SESSION_EXPIRED: { status: 400, sqlstate: '28000', authSqlstate: '28P01', exitCode: 1 },
   ERR_TLS_REQUIRED: { status: 400, sqlstate: '28000', exitCode: 1 },

@@ -49,6 +49,11 @@ export const SETTINGS: readonly Setting[] = [
   s('allowInsecurePassword', 'bool', false, 'accept JWTs without TLS from non-loopback clients'),
   s('poolSize', 'int', 10, 'connections per database and role', { min: 1, max: 10_000 }),
   s('poolTimeout', 'int', 5000, 'ms a request waits for a pooled connection before a clear error', { min: 1, max: 3_600_000 }),
+  s('poolIdentityShare', 'int', 50, 'percent of a pool one identity (provider + sub) may hold at once; past it 429 (0: no caps)', { min: 0, max: 100 }),
+  s('poolIdentityQueue', 'int', 10, 'requests one identity may have waiting beyond its share before 429', { min: 0, max: 100_000 }),
+  s('wireMaxSessionsPerIdentity', 'int', 20, 'wire and WebSocket sessions one identity may have open (0: no limit)', { min: 0, max: 1_000_000 }),
+  s('wireMaxSessions', 'int', 500, 'wire and WebSocket sessions in all (0: no limit)', { min: 0, max: 1_000_000 }),
+  s('wireMaxStartupPerAddress', 'int', 20, 'connections from one address still logging in on the wire port (0: no limit)', { min: 0, max: 1_000_000 }),
   s('maxRequestBytes', 'int', 10 * 1024 * 1024, 'largest /sql request body (413 above)', { min: 1024, max: 1024 ** 3 }),
   s('maxResponseBytes', 'int', 10 * 1024 * 1024, 'largest /sql response body (507 above)', { min: 1024, max: 1024 ** 3 }),
   s('clockTolerance', 'int', 30, 'seconds of leeway for exp and nbf', { min: 0, max: 600 }),
@@ -87,6 +92,11 @@ export interface GatewayConfig {
   allowInsecurePassword: boolean
   poolSize: number
   poolTimeout: number
+  poolIdentityShare: number
+  poolIdentityQueue: number
+  wireMaxSessionsPerIdentity: number
+  wireMaxSessions: number
+  wireMaxStartupPerAddress: number
   maxRequestBytes: number
   maxResponseBytes: number
   clockTolerance: number

@@ -18,6 +18,8 @@ export interface DatabaseContext {
   readonly sessionKey: SessionKey
   /** The restricted roles set up in this database. */
   readonly roles: readonly string[]
+  /** The restricted roles' time limits stored by setup, ms (0: none); both 0 before setup stored any. */
+  readonly limits: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number }
   /**
    * How to log in as `role`: the owner URL's host, port, database and TLS settings, with the role's
    * own name and stored password. Throws ERR_ROLE_NOT_ALLOWED for a role that is not restricted.
@@ -66,12 +68,27 @@ export { LOGIN_FAILED_SQLSTATE } from './role-repair.js'
 /** Session defaults the Neon client's type parsers rely on, sent in the startup packet. */
 export const SESSION_OPTIONS = '-c DateStyle=ISO,MDY -c IntervalStyle=postgres -c bytea_output=hex -c client_encoding=UTF8 -c extra_float_digits=1'
 
+/**
+ * The startup options of a restricted-role connection: {@link SESSION_OPTIONS} plus the time limits setup
+ * stored. In the startup packet (source `client`), not as role settings: see `SESSION_LIMIT_DEFAULTS` in
+ * setup.ts. Every path that logs in as a restricted role (HTTP pools, wire sessions, `as`, the policy
+ * tester, the console) takes its config from `roleConnectionConfig`, so all of them run under the limits.
+ */
+export function sessionOptions(limits: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number }): string {
+  let out = SESSION_OPTIONS
+  if (limits.statementTimeoutMs > 0) out += ` -c statement_timeout=${limits.statementTimeoutMs}`
+  if (limits.idleInTransactionTimeoutMs > 0) out += ` -c idle_in_transaction_session_timeout=${limits.idleInTransactionTimeoutMs}`
+  return out
+}
+
 /** Loads the context of the database named by `ownerUrl` (or of `database` on the same server). */
 export async function openDatabaseContext(ownerUrl: string, database?: string): Promise<DatabaseContext> {
   const url = database ? withDatabase(ownerUrl, database) : ownerUrl
   let sessionKey: SessionKey
   let credentials = new Map<string, string>()
   let dbName = ''
+  let limits = { statementTimeoutMs: 0, idleInTransactionTimeoutMs: 0 }
+  let options = SESSION_OPTIONS
   parseDatabaseUrl(url)
   const owners = new pg.Pool({
     connectionString: url,
@@ -104,6 +121,15 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
       )
       credentials = new Map(r.rows.map((x) => [x.role, x.password]))
       dbName = (await c.query<{ d: string }>('select current_database() as d')).rows[0]!.d
+      // Absent in a database set up before the limits existed: none until setup runs again.
+      const l = await c.query<{ s: number; i: number }>(
+        'select statement_timeout_ms as s, idle_in_transaction_timeout_ms as i from pgauthorize.session_limits',
+      ).catch((err: { code?: string }) => {
+        if (err.code === '42P01') return { rows: [] }
+        throw err
+      })
+      limits = { statementTimeoutMs: l.rows[0]?.s ?? 0, idleInTransactionTimeoutMs: l.rows[0]?.i ?? 0 }
+      options = sessionOptions(limits)
     })
   }
   const repairer = new RoleRepairer({ withOwner, password: (role) => credentials.get(role) })
@@ -125,12 +151,15 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
     get roles() {
       return [...credentials.keys()].sort()
     },
+    get limits() {
+      return limits
+    },
     roleConnectionConfig(role: string): pg.ClientConfig {
       const password = credentials.get(role)
       if (password === undefined) {
         throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `role '${role}' is not a restricted role of database '${dbName}'`)
       }
-      return { connectionString: withUser(url, role, password), options: SESSION_OPTIONS }
+      return { connectionString: withUser(url, role, password), options }
     },
     reload: load,
     async reloadKey(owner?: pg.ClientBase): Promise<boolean> {

@@ -5,7 +5,10 @@
  * - the per-database sealing key;
  * - the restricted roles (`authenticated`, `anonymous`, and any custom ones), which log in with a random
  *   password that only the owner can read (security property 5), and which can never bypass RLS;
- * - the grants of Neon's "set up roles" step, plus sequences and the `auth` functions.
+ * - the grants of Neon's "set up roles" step, plus sequences and the `auth` functions;
+ * - the restricted roles' time limits (`statement_timeout`, `idle_in_transaction_session_timeout`), stored
+ *   in `pgauthorize.session_limits` and sent by every gateway connection in its startup packet (see
+ *   {@link SESSION_LIMIT_DEFAULTS} for why not `ALTER ROLE ... SET`).
  *
  * `uninstall` removes what setup installed and leaves user data alone.
  *
@@ -34,9 +37,30 @@ export interface SetupOptions {
   rotateSecret?: boolean
   /** With `rotateSecret`: how long envelopes sealed with the old key stay valid. Default 30 s. */
   rotateGraceSeconds?: number
+  /**
+   * `statement_timeout` of the restricted roles, ms (0: none). Default: keep what an earlier setup stored,
+   * else {@link SESSION_LIMIT_DEFAULTS} (30 s).
+   */
+  statementTimeoutMs?: number
+  /** `idle_in_transaction_session_timeout` of the restricted roles, ms (0: none). Default: kept, else 60 s. */
+  idleInTransactionTimeoutMs?: number
   /** Progress lines (never secrets). */
   log?: (line: string) => void
 }
+
+/**
+ * Time limits for the restricted roles' sessions. Why they live in a table and travel in the startup
+ * packet (`-c statement_timeout=...`, source `client`) rather than as `ALTER ROLE ... SET` (source `user`):
+ * the gateway refuses, and repairs, any restricted session with settings of source `user` or `database
+ * user`, because a client can store those itself (`ALTER ROLE CURRENT_USER SET ...`, role-repair.ts). A
+ * role default would be indistinguishable from tampering and wiped by the first repair. Startup-packet
+ * values are the session's reset values too, so the pool's `RESET ALL` between requests returns to them:
+ * a client's `SET statement_timeout = 0` lasts until the end of its own request, never into another's.
+ */
+export const SESSION_LIMIT_DEFAULTS = { statementTimeoutMs: 30_000, idleInTransactionTimeoutMs: 60_000 } as const
+
+/** The largest time limit Postgres accepts (INT_MAX ms, about 24.8 days). */
+const MAX_TIMEOUT_MS = 2_147_483_647
 
 /** How long a rotated key keeps working: long enough for in-flight requests and for gateways to reseal. */
 export const DEFAULT_ROTATE_GRACE_SECONDS = 30
@@ -55,6 +79,8 @@ export interface SetupResult {
   version: number
   /** The generation of the current sealing key after the run. */
   keyGeneration?: number
+  /** The restricted roles' time limits after the run, ms (0: none). */
+  limits?: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number }
 }
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/
@@ -268,6 +294,43 @@ async function verifyLogins(ownerUrl: string, client: pg.ClientBase, roles: stri
   }
 }
 
+/**
+ * Stores the restricted roles' time limits (created here, not in a migration, so that `setup` owns it
+ * like the roles themselves). Values not given keep what is stored; the first run stores the defaults.
+ */
+async function storeSessionLimits(
+  client: pg.ClientBase,
+  options: SetupOptions,
+): Promise<{ statementTimeoutMs: number; idleInTransactionTimeoutMs: number }> {
+  for (const [name, v] of [['statement timeout', options.statementTimeoutMs], ['idle-in-transaction timeout', options.idleInTransactionTimeoutMs]] as const) {
+    if (v !== undefined && (!Number.isSafeInteger(v) || v < 0 || v > MAX_TIMEOUT_MS)) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `the ${name} must be a whole number of ms between 0 and ${MAX_TIMEOUT_MS}`)
+    }
+  }
+  await client.query(`create table if not exists pgauthorize.session_limits (
+    id int primary key default 1 check (id = 1),
+    statement_timeout_ms int not null check (statement_timeout_ms >= 0),
+    idle_in_transaction_timeout_ms int not null check (idle_in_transaction_timeout_ms >= 0),
+    updated_at timestamptz not null default now()
+  )`)
+  await client.query(`revoke all on pgauthorize.session_limits from public`)
+  const r = await client.query<{ s: number; i: number }>(
+    `insert into pgauthorize.session_limits (statement_timeout_ms, idle_in_transaction_timeout_ms) values ($1, $2)
+     on conflict (id) do update set
+       statement_timeout_ms = coalesce($3, session_limits.statement_timeout_ms),
+       idle_in_transaction_timeout_ms = coalesce($4, session_limits.idle_in_transaction_timeout_ms),
+       updated_at = case when $3::int is null and $4::int is null then session_limits.updated_at else now() end
+     returning statement_timeout_ms as s, idle_in_transaction_timeout_ms as i`,
+    [
+      options.statementTimeoutMs ?? SESSION_LIMIT_DEFAULTS.statementTimeoutMs,
+      options.idleInTransactionTimeoutMs ?? SESSION_LIMIT_DEFAULTS.idleInTransactionTimeoutMs,
+      options.statementTimeoutMs ?? null,
+      options.idleInTransactionTimeoutMs ?? null,
+    ],
+  )
+  return { statementTimeoutMs: r.rows[0]!.s, idleInTransactionTimeoutMs: r.rows[0]!.i }
+}
+
 /** Installs or upgrades pg-authorize in the database named by `ownerUrl`. Idempotent. */
 export async function setup(ownerUrl: string, options: SetupOptions = {}): Promise<SetupResult> {
   const { schemas, roles } = validateNames(options)
@@ -296,6 +359,7 @@ export async function setup(ownerUrl: string, options: SetupOptions = {}): Promi
       const all = await client.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')
       result.roles = all.rows.map((r) => r.role)
       await grant(client, result.roles, schemas, options.grants !== false)
+      result.limits = await storeSessionLimits(client, options)
       // Large objects are outside RLS and shared by every user of a role (large-objects.ts).
       if (await restrictLargeObjects(client)) log('large-object functions revoked from PUBLIC')
       else log('warning: large objects stay readable by every user of a restricted role (setup needs a superuser to revoke them; see pg-authorize lint)')

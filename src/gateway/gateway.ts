@@ -18,7 +18,7 @@ import { Databases, type DatabasesOptions } from './databases.js'
 import { GatewayPools } from './pool.js'
 import { createSqlCore, webHandler } from './http/handler.js'
 import { createNodeListener, createNodeSqlListener, type FetchHandler } from './http/node.js'
-import { createWireGateway, type WireGateway } from './wire/server.js'
+import { createWireGateway, type WireGateway, type WireLimits } from './wire/server.js'
 import { createConsoleHandler, newAdminToken } from '../console/index.js'
 import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { AuditTrail } from '../observability/audit.js'
@@ -52,6 +52,14 @@ export interface GatewayOptions {
   poolSize?: number
   /** How long a request waits for a pooled connection, ms. Default 5000. */
   poolTimeoutMs?: number
+  /**
+   * Each identity's share of an HTTP pool (provider + `sub`; anonymous requests share one): at most
+   * `perIdentity` connections at once (default half the pool) and `queuePerIdentity` waiting (default the
+   * pool size); past that 429. `false`: no caps, one FIFO queue per pool (the behaviour before issue 22).
+   */
+  fairShare?: { perIdentity?: number; queuePerIdentity?: number } | false
+  /** Wire and WebSocket sessions: limits checked at login, before anything is opened upstream. */
+  wireLimits?: WireLimits
   /** Request and response size caps for `/sql`, bytes. Default 10 MiB each. */
   maxRequestBytes?: number
   maxResponseBytes?: number
@@ -159,6 +167,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     max: options.poolSize ?? 10,
     acquireTimeoutMillis: options.poolTimeoutMs ?? 5000,
     repairRole: (database, role) => databases.repairRole(database, role),
+    ...(options.fairShare !== undefined ? { fairShare: options.fairShare } : {}),
     onEvent,
   })
 
@@ -244,6 +253,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       return {
         role: identity.role,
         database: identity.database,
+        provider: identity.provider,
+        subject: identity.subject,
         envelope: identity.envelope,
         expiresAt: identity.expiresAt,
         upstream: await databases.connectionConfig(identity.database, identity.role),
@@ -254,6 +265,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     },
     ...(options.tls ? { tls: options.tls } : {}),
     allowInsecurePassword: options.allowInsecurePassword ?? false,
+    ...(options.wireLimits ? { limits: options.wireLimits } : {}),
     // After login a WebSocket message may be as large as a /sql body (before it, a few tens of kB).
     ...(options.maxRequestBytes ? { maxWebSocketMessageBytes: options.maxRequestBytes } : {}),
     onEvent,

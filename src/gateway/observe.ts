@@ -58,6 +58,9 @@ export class Observer {
         m?.requestDuration.observe({ outcome: r.outcome }, r.ms / 1000)
         if (r.poolWaitMs !== undefined) m?.poolWait.observe(r.poolWaitMs / 1000)
         if (r.queryMs !== undefined) m?.queryDuration.observe(r.queryMs / 1000)
+        if (r.outcome === 'sql_error' && r.code !== undefined && Object.hasOwn(TIMEOUT_SQLSTATES, r.code)) {
+          m?.timeouts.inc({ transport: 'http', reason: TIMEOUT_SQLSTATES[r.code]! })
+        }
         this.#logger.info(
           {
             requestId: r.requestId, transport: 'http', status: r.status, outcome: r.outcome, code: r.code,
@@ -89,7 +92,22 @@ export class Observer {
         this.#logger.info({ transport: e.transport, role: e.role, database: e.database }, 'wire session ended: token expired')
         return
       case 'pool-timeout':
+        m?.timeouts.inc({ transport: 'http', reason: 'pool_wait' })
         this.#logger.warn({ role: e.role, database: e.database }, 'timed out waiting for a pooled connection')
+        return
+      case 'queue-wait':
+        m?.queueWaits.observe({ reason: String(e.reason) }, Number(e.ms) / 1000)
+        return
+      case 'limit-refused':
+        // The identity as its provider and a hash of its sub: enough to find a noisy user, never a token.
+        m?.limitRefusals.inc({ transport: String(e.transport), reason: String(e.reason) })
+        this.#logger.warn(
+          {
+            transport: e.transport, reason: e.reason, role: e.role, database: e.database,
+            provider: e.provider, subjectHash: e.subjectHash, remoteAddress: e.remoteAddress,
+          },
+          'refused by a fair-share or session limit',
+        )
         return
       case 'connect-error':
       case 'pool-error':
@@ -156,6 +174,12 @@ export class Observer {
 }
 
 const round = (ms: number) => Math.round(ms * 100) / 100
+
+/** SQLSTATEs of the session time limits setup installs, as metric reasons. */
+const TIMEOUT_SQLSTATES: Readonly<Record<string, string>> = {
+  '57014': 'statement_timeout',
+  '25P03': 'idle_in_transaction_timeout',
+}
 
 /** The error's class name only: messages of unexpected errors may hold data. */
 function errorName(err: unknown): string {

@@ -7,6 +7,10 @@
  *   client_encoding) are sent in the startup packet, so they cost nothing per request and `RESET ALL`
  *   returns to them.
  * - `acquire` waits at most `acquireTimeoutMillis` and then fails with `ERR_POOL_TIMEOUT`, never hangs.
+ * - Fair share (issue 22, fair-share.ts): an identity (provider + `sub`, given by the caller) holds at most
+ *   `fairShare.perIdentity` connections of a pool at once, by default half; past that its requests wait in
+ *   its own queue and are served after other identities, and one too many gets `ERR_FAIR_SHARE_EXCEEDED`
+ *   (HTTP 429). Slots are counted in front of pg.Pool, whose FIFO queue let one identity starve the rest.
  * - Every session is reset before it is reused (security property 4), in one of two ways:
  *   - a connection given back *idle* (its last `ReadyForQuery` said I: no transaction open, nothing pending)
  *     returns to the pool at once, marked dirty. Whoever acquires it with `{ pipelineReset: true }` gets
@@ -38,6 +42,7 @@ import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { RESET_SESSION_SQL } from '../database/session.js'
 import { SESSION_OPTIONS } from '../database/context.js'
 import { RoleTaintedError, checkSession, loginWithRepair } from '../database/role-repair.js'
+import { FairShare, FairShareRefusal, identityKey, subjectHash } from './fair-share.js'
 
 export interface GatewayPoolsOptions {
   /** How to log in to `database` as `role` (host, port, user = role, its stored password, ssl...). */
@@ -57,6 +62,12 @@ export interface GatewayPoolsOptions {
   idleResetMillis?: number
   /** Milliseconds any reset may take before the connection is closed instead. Default 5000. */
   resetTimeoutMillis?: number
+  /**
+   * Each identity's share of a pool (see fair-share.ts), or `false` for none (one FIFO queue, as pg.Pool):
+   * - `perIdentity`: most connections one identity holds at once. Default: half of `max` (at least 1);
+   * - `queuePerIdentity`: most of its requests waiting beyond that; one more is refused at once. Default `max`.
+   */
+  fairShare?: { perIdentity?: number; queuePerIdentity?: number } | false
   /**
    * Undoes what a client may have done to `role` itself (`ALTER ROLE CURRENT_USER PASSWORD/SET`), through the
    * owner. When given, every new connection is checked with `checkSession` before it is used, and a failed
@@ -103,6 +114,14 @@ interface Entry {
   role: string
   pool: pg.Pool
   leased: number
+  /** The slot counter in front of `pool`; undefined without fair share. */
+  share: FairShare | undefined
+}
+
+/** Who is asking for a connection, for the fair share (never logged as is: the sub is hashed). */
+export interface PoolIdentity {
+  provider?: string | undefined
+  subject?: string | undefined
 }
 
 /** What the pool knows about one connection's session. */
@@ -125,7 +144,8 @@ const noop = () => {}
 
 /** One pg.Pool per (database, role); see the module comment. */
 export class GatewayPools {
-  readonly #opts: Required<Omit<GatewayPoolsOptions, 'onEvent' | 'repairRole'>> & Pick<GatewayPoolsOptions, 'onEvent' | 'repairRole'>
+  readonly #opts: Required<Omit<GatewayPoolsOptions, 'onEvent' | 'repairRole' | 'fairShare'>> & Pick<GatewayPoolsOptions, 'onEvent' | 'repairRole'>
+  readonly #share: { perIdentity: number; queuePerIdentity: number } | undefined
   readonly #pools = new Map<string, Promise<Entry>>()
   readonly #settled = new Set<Entry>()
   #closed = false
@@ -142,22 +162,83 @@ export class GatewayPools {
       onEvent: options.onEvent,
       repairRole: options.repairRole,
     }
+    const max = this.#opts.max
+    this.#share = options.fairShare === false ? undefined : {
+      perIdentity: options.fairShare?.perIdentity ?? Math.max(1, Math.floor(max / 2)),
+      queuePerIdentity: options.fairShare?.queuePerIdentity ?? max,
+    }
   }
 
   /**
    * Lends a connection logged in to `database` as `role`. Rejects with ERR_POOL_TIMEOUT when none frees up
    * in time, ERR_DB_CONNECT when Postgres cannot be reached or refuses the login (no details: they may name
    * credentials), ERR_SHUTTING_DOWN after `close()`. If `signal` aborts while waiting, the connection is
-   * handed back as soon as it arrives and the promise rejects with ERR_QUERY_CANCELLED.
+   * handed back as soon as it arrives and the promise rejects with ERR_QUERY_CANCELLED. With fair share,
+   * `identity` names who asks (none: the shared anonymous key), and ERR_FAIR_SHARE_EXCEEDED means that
+   * identity is past its share (its queue is full, or it waited at its cap for `acquireTimeoutMillis`).
    */
   async acquire(
     database: string,
     role: string,
     signal?: Pick<AbortSignal, 'aborted'>,
-    options: { pipelineReset?: boolean } = {},
+    options: { pipelineReset?: boolean; identity?: PoolIdentity } = {},
   ): Promise<Lease> {
     if (this.#closed) throw new PgAuthorizeError('ERR_SHUTTING_DOWN', 'the gateway is shutting down')
     const entry = await this.#entry(database, role)
+    const share = entry.share
+    if (share === undefined) return this.#lease(entry, database, role, signal, options, undefined)
+    const key = identityKey(options.identity?.provider, options.identity?.subject)
+    if (!share.tryTake(key)) {
+      const started = performance.now()
+      const heldNow = share.held(key)
+      const reason = heldNow >= share.perIdentity && share.perIdentity < share.slots ? 'share' : 'pool'
+      try {
+        await share.wait(key, this.#opts.acquireTimeoutMillis)
+        this.#opts.onEvent?.({ kind: 'queue-wait', database, role, reason, ms: performance.now() - started })
+      } catch (err) {
+        throw this.#refusal(err, database, role, options.identity, heldNow)
+      }
+    }
+    let lent = false
+    try {
+      const lease = await this.#lease(entry, database, role, signal, options, () => share.release(key))
+      lent = true
+      return lease
+    } finally {
+      // A lease gives its slot back when its connection does; a failed acquire at once.
+      if (!lent) share.release(key)
+    }
+  }
+
+  /** The FairShareRefusal of `wait` as the error the client sees, told to the observer. */
+  #refusal(err: unknown, database: string, role: string, identity: PoolIdentity | undefined, held: number): PgAuthorizeError {
+    if (!(err instanceof FairShareRefusal)) return err as PgAuthorizeError
+    const share = this.#share!
+    const who = { provider: identity?.provider, subjectHash: subjectHash(identity?.subject) }
+    if (err.reason === 'pool') {
+      // Waiting behind other identities, under its own share: the pool is simply too small.
+      return this.#connectError(new Error('timeout'), database, role)
+    }
+    this.#opts.onEvent?.({ kind: 'limit-refused', transport: 'http', reason: err.reason === 'share' ? 'share-timeout' : 'queue-full', database, role, held, ...who })
+    return new PgAuthorizeError(
+      'ERR_FAIR_SHARE_EXCEEDED',
+      err.reason === 'share'
+        ? `too many concurrent requests from this identity: waited ${this.#opts.acquireTimeoutMillis} ms at its share ` +
+          `of ${share.perIdentity} of ${this.#opts.max} connections (database "${database}", role "${role}")`
+        : `too many concurrent requests from this identity: ${share.perIdentity} running and ${share.queuePerIdentity} ` +
+          `waiting already (its share of the pool for database "${database}", role "${role}")`,
+      { hint: 'send fewer requests at once from one user; retry after the ones running finish' },
+    )
+  }
+
+  async #lease(
+    entry: Entry,
+    database: string,
+    role: string,
+    signal: Pick<AbortSignal, 'aborted'> | undefined,
+    options: { pipelineReset?: boolean },
+    onGiveBack: (() => void) | undefined,
+  ): Promise<Lease> {
     // A dirty connection is reset here unless the caller resets it in its pipeline; one whose reset fails
     // (it died in the pool) is discarded and the next one tried, a bounded number of times.
     for (let attempt = 0; ; attempt++) {
@@ -185,7 +266,7 @@ export class GatewayPools {
           throw this.#connectError(err, database, role)
         }
       }
-      const lease = new PooledLease(client, entry, this.#opts, session)
+      const lease = new PooledLease(client, entry, this.#opts, session, onGiveBack)
       if (signal?.aborted) {
         lease.release()
         throw new PgAuthorizeError('ERR_QUERY_CANCELLED', 'the request was cancelled')
@@ -216,7 +297,7 @@ export class GatewayPools {
         role: p.role,
         total: p.pool.totalCount,
         idle: p.pool.idleCount,
-        waiting: p.pool.waitingCount,
+        waiting: p.pool.waitingCount + (p.share?.waiting() ?? 0),
         leased: p.leased,
       })
     }
@@ -290,7 +371,8 @@ export class GatewayPools {
         (msg: { status?: string }) => { session.status = msg.status ?? '?' },
       )
     })
-    const entry: Entry = { database, role, pool, leased: 0 }
+    const share = this.#share && new FairShare({ slots: this.#opts.max, ...this.#share })
+    const entry: Entry = { database, role, pool, leased: 0, share }
     this.#settled.add(entry)
     return entry
   }
@@ -329,9 +411,11 @@ class PooledLease implements Lease {
   readonly #opts: LeaseOptions
   readonly #session: SessionState
   readonly resetPending: boolean
+  readonly #onGiveBack: (() => void) | undefined
   #done = false
 
-  constructor(client: pg.PoolClient, entry: Entry, opts: LeaseOptions, session: SessionState) {
+  constructor(client: pg.PoolClient, entry: Entry, opts: LeaseOptions, session: SessionState, onGiveBack: (() => void) | undefined) {
+    this.#onGiveBack = onGiveBack
     this.#poolClient = client
     this.client = client as unknown as pg.Client
     this.#entry = entry
@@ -433,6 +517,8 @@ class PooledLease implements Lease {
   #giveBack(err: Error | boolean | undefined): void {
     this.#entry.leased--
     this.#poolClient.release(err)
+    // After the connection is back in pg.Pool, so the waiter this slot goes to finds it there.
+    this.#onGiveBack?.()
   }
 }
 

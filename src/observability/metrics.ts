@@ -79,6 +79,26 @@ export class GatewayMetrics {
     registers: [this.registry],
   })
 
+  readonly limitRefusals = new Counter({
+    name: 'pg_authorize_limit_refusals_total',
+    help: 'Requests and logins refused by a fair-share or session limit, by transport and reason (queue-full, share-timeout: an identity past its share of an HTTP pool; wire-identity, wire-total, startup-address: wire session limits).',
+    labelNames: ['transport', 'reason'] as const,
+    registers: [this.registry],
+  })
+  readonly queueWaits = new Histogram({
+    name: 'pg_authorize_pool_queue_wait_seconds',
+    help: 'Time an HTTP request that could not get a connection at once waited for one, by reason (share: its identity was at its share; pool: the pool was full).',
+    labelNames: ['reason'] as const,
+    buckets: LATENCY_BUCKETS,
+    registers: [this.registry],
+  })
+  readonly timeouts = new Counter({
+    name: 'pg_authorize_timeouts_total',
+    help: 'Timeouts by transport and reason (pool_wait: no connection within the pool timeout; statement_timeout: 57014; idle_in_transaction_timeout: 25P03).',
+    labelNames: ['transport', 'reason'] as const,
+    registers: [this.registry],
+  })
+
   readonly roleRepairs = new Counter({
     name: 'pg_authorize_role_repairs_total',
     help: 'Repairs of a restricted role a client had altered (ALTER ROLE CURRENT_USER PASSWORD/SET), by reason.',

@@ -225,7 +225,7 @@ test('the gateway reset sequence clears identity and session state', async () =>
     const r = await c.query(`select to_regclass('pg_temp.t') as t, (select count(*)::int from pg_prepared_statements) as p,
       current_setting('statement_timeout') as st, (select count(*)::int from pg_listening_channels()) as l,
       (select count(*)::int from pg_locks where locktype = 'advisory' and pid = pg_backend_pid()) as locks`)
-    assert.deepEqual(r.rows[0], { t: null, p: 0, st: '0', l: 0, locks: 0 })
+    assert.deepEqual(r.rows[0], { t: null, p: 0, st: '30s', l: 0, locks: 0 }, 'back to the limit setup stored, not the client\'s 1234')
   } finally {
     await c.end()
   }

@@ -61,7 +61,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
         const m = /^user:(.+)$/.exec(req.token)
         if (!m) throw new PgAuthorizeError('ERR_JWT_SIGNATURE_INVALID', 'the token signature is invalid')
         if (req.role !== 'authenticated') throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `role '${req.role}' is not allowed`)
-        return { role: req.role, database: ctx.database, envelope: ctx.seal({ sub: m[1] }, 'authenticated', 'test') }
+        // provider + subject: the identity the pools' fair share counts (user:alice and user:bob are two).
+        return { role: req.role, database: ctx.database, provider: 'test', subject: m[1], envelope: ctx.seal({ sub: m[1] }, 'authenticated', 'test') }
       },
       onEvent: (e) => events.push(e),
       ...options.handler,

@@ -76,7 +76,7 @@ test('the reset clears every piece of session state before the next lease', asyn
       (select count(*)::int from pg_listening_channels()) as listening,
       (select count(*)::int from pg_cursors) as cursors,
       auth.session() as session, auth.user_id() as uid`)
-    assert.deepEqual(r.rows[0], { temp_tables: 0, prepared: 0, timeout: '0', locks: 0, listening: 0, cursors: 0, session: null, uid: null })
+    assert.deepEqual(r.rows[0], { temp_tables: 0, prepared: 0, timeout: '30s', locks: 0, listening: 0, cursors: 0, session: null, uid: null })
     // The advisory lock is really free: another session can take it.
     assert.equal((await owner.query('select pg_try_advisory_lock(4242) as ok')).rows[0].ok, true)
     await owner.query('select pg_advisory_unlock(4242)')

@@ -18,7 +18,7 @@ import { Client as NeonClient, neonConfig } from '@neondatabase/serverless'
 import pg from 'pg'
 import ws from 'ws'
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/database/embedded.js'
-import { setup } from '../../src/database/setup.js'
+import { setup, type SetupOptions } from '../../src/database/setup.js'
 import { addProvider, withOwner } from '../../src/database/providers.js'
 import { loadDemo, DEMO_USERS, type DemoUser } from '../../src/dev/demo.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway.js'
@@ -68,6 +68,8 @@ export interface StackOptions {
   /** Extra providers beside `app` (e.g. a remote JWKS). */
   jwksUrl?: string
   gateway?: Partial<GatewayOptions>
+  /** Options of the `setup` run before the gateway starts (e.g. time limits). */
+  setup?: SetupOptions
   /** Receives every line of the server's log. */
   onServerLog?: (line: string) => void
 }
@@ -171,7 +173,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       if (r.rows.length === 0) await c.query(`create database ${DATABASE}`)
     })
     const ownerUrl = postgres.urlFor(DATABASE)
-    await setup(ownerUrl)
+    await setup(ownerUrl, options.setup)
     await loadDemo(ownerUrl)
     const [rs, es, ed] = await Promise.all([
       generateSigningKey({ alg: 'RS256', kid: 'rs-1' }),

@@ -82,6 +82,15 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     allowInsecurePassword: config.allowInsecurePassword,
     poolSize: config.poolSize,
     poolTimeoutMs: config.poolTimeout,
+    fairShare: config.poolIdentityShare === 0 ? false : {
+      perIdentity: Math.max(1, Math.floor((config.poolSize * config.poolIdentityShare) / 100)),
+      queuePerIdentity: config.poolIdentityQueue,
+    },
+    wireLimits: {
+      maxSessionsPerIdentity: config.wireMaxSessionsPerIdentity,
+      maxSessions: config.wireMaxSessions,
+      maxStartupPerAddress: config.wireMaxStartupPerAddress,
+    },
     maxRequestBytes: config.maxRequestBytes,
     maxResponseBytes: config.maxResponseBytes,
     console: config.console ? (config.consoleToken ? { adminToken: config.consoleToken } : {}) : false,

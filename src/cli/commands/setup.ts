@@ -1,5 +1,6 @@
 /**
  * pg-authorize setup [--database-url OWNER_URL] [--schema NAME]... [--role NAME]... [--no-grants]
+ *                    [--statement-timeout 30s] [--idle-in-transaction-timeout 60s]
  *                    [--gateway-host HOST] [--pg-port 5433] [--http-port 4444] [--json]
  * pg-authorize setup --rotate-secret [--grace SECONDS] [--database-url OWNER_URL]
  * pg-authorize setup --uninstall [--cascade] [--database-url OWNER_URL]
@@ -12,6 +13,7 @@ import { databaseUrl, int, parse } from '../options.js'
 import { DEFAULT_ROTATE_GRACE_SECONDS, setup, uninstall } from '../../database/setup.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { maskUrl } from '../../database/connect.js'
+import { parseDuration } from '../../tokens/time.js'
 
 const HELP = `Usage: pg-authorize setup [--database-url OWNER_URL] [options]
 
@@ -23,6 +25,11 @@ Options:
   --schema NAME        grant tables in this schema (repeatable; default public)
   --role NAME          also set up this custom restricted role (repeatable)
   --no-grants          do not grant table privileges
+  --statement-timeout D
+                       statement_timeout of the restricted roles: 30s, 2m, 500ms, or 0 for none
+                       (default: keep the stored one; 30s on the first setup)
+  --idle-in-transaction-timeout D
+                       idle_in_transaction_session_timeout of the restricted roles (default: kept; 60s)
   --gateway-host HOST  host shown in the authenticated connection string (default localhost)
   --pg-port PORT       the wire gateway's port, for that string (default 5433)
   --http-port PORT     the HTTP gateway's port, for the /sql endpoint shown (default 4444)
@@ -34,6 +41,17 @@ Options:
   --cascade            with --uninstall: also drop policies that call auth functions
   --json               print the result as JSON`
 
+/** A duration flag as milliseconds: `0`/`off` for none, `500ms`, or what parseDuration takes (`30s`, `2m`). */
+function timeout<K extends string>(key: K, value: string | undefined, flag: string): { [k in K]?: number } {
+  if (value === undefined) return {}
+  const v = value.trim().toLowerCase()
+  let ms: number
+  if (v === '0' || v === 'off' || v === 'none') ms = 0
+  else if (/^\d+\s*ms$/.test(v)) ms = Number(v.replace(/\s*ms$/, ''))
+  else ms = parseDuration(v, flag) * 1000
+  return { [key]: ms } as { [k in K]?: number }
+}
+
 export const setupCommand: Command = {
   name: 'setup',
   summary: 'install the auth schema, roles and grants in a database',
@@ -43,6 +61,8 @@ export const setupCommand: Command = {
       schema: { type: 'string', multiple: true },
       role: { type: 'string', multiple: true },
       'no-grants': { type: 'boolean' },
+      'statement-timeout': { type: 'string' },
+      'idle-in-transaction-timeout': { type: 'string' },
       'gateway-host': { type: 'string' },
       'pg-port': { type: 'string' },
       'http-port': { type: 'string' },
@@ -79,6 +99,8 @@ export const setupCommand: Command = {
       ...(values['rotate-secret']
         ? { rotateSecret: true, rotateGraceSeconds: int(values.grace, '--grace', DEFAULT_ROTATE_GRACE_SECONDS, 0, 86_400) }
         : {}),
+      ...timeout('statementTimeoutMs', values['statement-timeout'], '--statement-timeout'),
+      ...timeout('idleInTransactionTimeoutMs', values['idle-in-transaction-timeout'], '--idle-in-transaction-timeout'),
     })
     const host = values['gateway-host'] ?? 'localhost'
     const pgPort = int(values['pg-port'], '--pg-port', 5433, 1, 65535)
@@ -106,6 +128,10 @@ export const setupCommand: Command = {
       io.stdout(`  set a new login password for existing role ${r} (gateways of other databases on this server must re-run setup)`)
     }
     io.stdout(`  restricted roles: ${result.roles.join(', ')}`)
+    if (result.limits) {
+      const show = (ms: number) => (ms === 0 ? 'none' : ms % 1000 === 0 ? `${ms / 1000}s` : `${ms}ms`)
+      io.stdout(`  time limits: statement_timeout ${show(result.limits.statementTimeoutMs)}, idle_in_transaction_session_timeout ${show(result.limits.idleInTransactionTimeoutMs)}`)
+    }
     io.stdout('')
     io.stdout('Connection strings:')
     io.stdout(`  owner (migrations, full rights):      ${strings.owner}`)

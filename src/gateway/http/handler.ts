@@ -191,8 +191,12 @@ function errorBody(message: string, code: string, fields?: Record<string, unknow
 
 function ownError(err: PgAuthorizeError): SqlResponse {
   const m = ERROR_TABLE[err.code]
-  return jsonResponse(m.status, errorBody(err.message, m.sqlstate, { detail: err.detail, hint: err.hint }))
+  // 429 (past the identity's fair share): its share frees as soon as one of its own requests ends.
+  const extra = m.status === 429 ? RETRY_AFTER : undefined
+  return jsonResponse(m.status, errorBody(err.message, m.sqlstate, { detail: err.detail, hint: err.hint }), extra)
 }
+
+const RETRY_AFTER = { 'retry-after': '1' } as const
 
 function badRequest(message: string): PgAuthorizeError {
   return new PgAuthorizeError('ERR_BAD_REQUEST', message)
@@ -438,7 +442,10 @@ export function createSqlCore(options: SqlHttpHandlerOptions): (req: SqlRequest)
     // 4. Run them on a connection logged in as the identity's role.
     const signal = req.signal
     const waitStart = performance.now()
-    const lease: Lease = await pools.acquire(identity.database, identity.role, signal, { pipelineReset: true })
+    const lease: Lease = await pools.acquire(identity.database, identity.role, signal, {
+      pipelineReset: true,
+      identity: { provider: identity.provider, subject: identity.subject },
+    })
     if (lease.resetPending) {
       // The previous request's session state is undone first, in this request's pipeline (pool.ts).
       steps.unshift(...RESET_STEPS)

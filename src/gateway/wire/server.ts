@@ -48,6 +48,7 @@ import {
 } from './protocol.js'
 import { Relay, type RelayEndReason } from './relay.js'
 import { isCompactJws } from '../../verify/verifier.js'
+import { identityKey, subjectHash } from '../fair-share.js'
 
 export interface WireAuthRequest {
   /** The startup message's user: the role asked for. */
@@ -64,6 +65,9 @@ export interface WireAuthRequest {
 export interface WireIdentity {
   role: string
   database: string
+  /** Who this is, for the per-identity session limit (provider + `sub`; none: the shared anonymous key). */
+  provider?: string | undefined
+  subject?: string | undefined
   /** Sealed claims installed with `installClaimsParamSql(false)`; null for no identity. */
   envelope: string | null
   /** Epoch seconds; the session is ended with FATAL when it passes. */
@@ -89,6 +93,23 @@ export interface WireIdentity {
 
 export type WireEvent = { kind: string; [k: string]: unknown }
 
+/**
+ * Bounds on wire and WebSocket sessions (issue 22). Each holds its own upstream connection, so without
+ * them one identity could open enough sessions to exhaust the cluster's `max_connections` for everyone.
+ * A login past a limit is refused with FATAL 53300 before anything is opened upstream.
+ */
+export interface WireLimits {
+  /** Most sessions one identity (provider + `sub`) may have open or opening at once. Default 20; 0: no limit. */
+  maxSessionsPerIdentity?: number
+  /** Most sessions in all, open or opening. Default 500; 0: no limit. */
+  maxSessions?: number
+  /**
+   * Most connections from one client address still in the startup phase (before a login succeeds); one
+   * more is refused at once with 53300, before its startup packet is read. Default 20; 0: no limit.
+   */
+  maxStartupPerAddress?: number
+}
+
 export interface WireGatewayOptions {
   /** Verifies the password (a JWT) for the role; throws PgAuthorizeError on failure. */
   authenticate(req: WireAuthRequest): Promise<WireIdentity>
@@ -107,6 +128,8 @@ export interface WireGatewayOptions {
    * password has been read, and at login in any case.
    */
   maxWebSocketMessageBytes?: number
+  /** Session limits; see {@link WireLimits}. */
+  limits?: WireLimits
 }
 
 /**
@@ -278,6 +301,50 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
   const maxWsMessage = options.maxWebSocketMessageBytes ?? 10 * 1024 * 1024
   /** What to run once a stream's credential arrives (a WebSocket raises its message limit). */
   const onCredential = new WeakMap<Duplex, () => void>()
+  const maxPerIdentity = options.limits?.maxSessionsPerIdentity ?? 20
+  const maxSessions = options.limits?.maxSessions ?? 500
+  const maxStartupPerAddress = options.limits?.maxStartupPerAddress ?? 20
+  /** Sessions open or opening, in all and by identity key; each is counted until its client stream closes. */
+  let sessionCount = 0
+  const sessionsByIdentity = new Map<string, number>()
+  /** Connections still in the startup phase, by client address. */
+  const startingByAddress = new Map<string, number>()
+
+  /**
+   * Counts a verified session against the limits, before anything is opened upstream, until `stream`
+   * closes (however the session ends). Throws ERR_TOO_MANY_SESSIONS past a limit.
+   */
+  function admitSession(stream: Duplex, identity: WireIdentity, transport: Transport): void {
+    const key = identityKey(identity.provider, identity.subject)
+    const held = sessionsByIdentity.get(key) ?? 0
+    const reason = maxPerIdentity > 0 && held >= maxPerIdentity ? 'identity' : maxSessions > 0 && sessionCount >= maxSessions ? 'total' : undefined
+    if (reason !== undefined) {
+      emit({
+        kind: 'limit-refused', transport, reason: reason === 'identity' ? 'wire-identity' : 'wire-total',
+        database: identity.database, role: identity.role, provider: identity.provider, subjectHash: subjectHash(identity.subject),
+      })
+      throw new PgAuthorizeError(
+        'ERR_TOO_MANY_SESSIONS',
+        reason === 'identity'
+          ? `too many sessions for this identity: ${held} open (the limit is ${maxPerIdentity})`
+          : `too many sessions: the gateway's limit of ${maxSessions} is reached`,
+        { hint: reason === 'identity' ? 'close sessions you no longer use, or share one through a client-side pool' : 'retry later' },
+      )
+    }
+    sessionCount++
+    sessionsByIdentity.set(key, held + 1)
+    let counted = true
+    const release = (): void => {
+      if (!counted) return
+      counted = false
+      sessionCount--
+      const n = (sessionsByIdentity.get(key) ?? 1) - 1
+      if (n <= 0) sessionsByIdentity.delete(key)
+      else sessionsByIdentity.set(key, n)
+    }
+    if (stream.destroyed) release()
+    else stream.once('close', release)
+  }
 
   const emit = (e: WireEvent): void => {
     try {
@@ -299,8 +366,30 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
       stream.destroy()
       return
     }
+    // Bounded per address before anything is read: a client cannot hold many half-open logins.
+    const address = remoteAddress ?? ''
+    const starting = startingByAddress.get(address) ?? 0
+    if (maxStartupPerAddress > 0 && starting >= maxStartupPerAddress) {
+      emit({ kind: 'limit-refused', transport, reason: 'startup-address', remoteAddress })
+      stream.on('error', () => stream.destroy())
+      stream.end(errorResponse({
+        severity: 'FATAL', code: ERROR_TABLE.ERR_TOO_MANY_SESSIONS.sqlstate,
+        message: `too many connections from this address still logging in (the limit is ${maxStartupPerAddress})`,
+      }))
+      return
+    }
+    startingByAddress.set(address, starting + 1)
+    let started = true
+    const startupOver = (): void => {
+      if (!started) return
+      started = false
+      const n = (startingByAddress.get(address) ?? 1) - 1
+      if (n <= 0) startingByAddress.delete(address)
+      else startingByAddress.set(address, n)
+    }
     connections.add(stream)
     stream.on('close', () => connections.delete(stream))
+    stream.once('close', startupOver)
     // Until the relay installs its own handlers, any stream error just ends the connection.
     stream.on('error', () => stream.destroy())
     const timer = setTimeout(() => {
@@ -310,7 +399,10 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     timer.unref()
     startup(stream, transport, remoteAddress, secure)
       .catch((err: unknown) => emit({ kind: 'error', message: err instanceof Error ? err.message : String(err) }))
-      .finally(() => clearTimeout(timer))
+      .finally(() => {
+        clearTimeout(timer)
+        startupOver()
+      })
   }
 
   async function startup(
@@ -424,6 +516,7 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
         }
         throw err
       }
+      admitSession(stream, identity, transport)
       const pending = reader.detach()
       await openSession(stream, request, identity, pending, transport, remoteAddress)
     } catch (err) {
