@@ -21,6 +21,8 @@ import { BoundaryTracker, errorResponse, type ErrorFields } from './protocol.js'
 
 /** How long an ending session waits for the upstream to reach a message boundary before cutting it. */
 const END_GRACE_MS = 5000
+/** How long a finished session's client socket may stay half-open before it is destroyed. */
+const CLOSE_GRACE_MS = 1000
 
 export type RelayEndReason = 'client-closed' | 'upstream-closed' | 'error' | 'ended-by-gateway' | 'protocol-error'
 
@@ -188,8 +190,13 @@ export class Relay {
     if (hard) upstream.destroy()
     else upstream.destroySoon()
     if (hard) client.destroy()
-    else if (fatal) client.end(errorResponse(fatal))
-    else client.end()
+    else {
+      if (fatal) client.end(errorResponse(fatal))
+      else client.end()
+      // end() flushes and half-closes; a client that never closes its side must not hold the socket (and its
+      // place in the session limits) after the session is over.
+      setTimeout(() => client.destroy(), CLOSE_GRACE_MS).unref()
+    }
     this.onEnd(reason)
   }
 }

@@ -372,10 +372,14 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     if (maxStartupPerAddress > 0 && starting >= maxStartupPerAddress) {
       emit({ kind: 'limit-refused', transport, reason: 'startup-address', remoteAddress })
       stream.on('error', () => stream.destroy())
+      // Tracked until it closes, so close() can end it; and not left half-open for a client that never closes.
+      connections.add(stream)
+      stream.on('close', () => connections.delete(stream))
       stream.end(errorResponse({
         severity: 'FATAL', code: ERROR_TABLE.ERR_TOO_MANY_SESSIONS.sqlstate,
         message: `too many connections from this address still logging in (the limit is ${maxStartupPerAddress})`,
       }))
+      setTimeout(() => stream.destroy(), 1000).unref()
       return
     }
     startingByAddress.set(address, starting + 1)
@@ -414,7 +418,10 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     let reader = new StartupReader(stream)
     const fail = (err: unknown): void => {
       reader.detach()
-      if (!stream.destroyed) stream.end(errorResponse(fatalFor(err)))
+      if (stream.destroyed) return
+      stream.end(errorResponse(fatalFor(err)))
+      // Flushed by end(); a client that never closes its side is cut off rather than held.
+      setTimeout(() => stream.destroy(), 1000).unref()
     }
     let params: Record<string, string>
     let protocolMinor: number
