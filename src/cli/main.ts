@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { isPgAuthorizeError } from '../errors.js'
+import { isPgAuthorizeError, isSystemError, systemError } from '../errors.js'
 import type { Command, CliIO } from './command.js'
 import { commands } from './commands/index.js'
 
@@ -56,7 +56,8 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
   }
   try {
     return (await command.run(rest, io)) ?? 0
-  } catch (err) {
+  } catch (caught) {
+    const err = isSystemError(caught) ? systemError(caught) : caught
     if (isPgAuthorizeError(err)) {
       io.stderr(`error [${err.code}]: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`)
       return err.exitCode

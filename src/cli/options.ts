@@ -1,6 +1,6 @@
 /** Argument helpers shared by the CLI commands. */
 import { parseArgs, type ParseArgsConfig } from 'node:util'
-import { PgAuthorizeError } from '../errors.js'
+import { isSystemError, PgAuthorizeError, systemError } from '../errors.js'
 import { parseDatabaseUrl } from '../database/connect.js'
 import type { CliIO } from './command.js'
 
@@ -38,4 +38,23 @@ export function int(value: string | undefined, flag: string, fallback: number, m
     throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `${flag} must be an integer between ${min} and ${max}`)
   }
   return n
+}
+
+/**
+ * A listener that could not start, as the user can act on it: the port, what is wrong with it and the
+ * flag that chose it (`port 4444 is already in use (--port)`). Other errors pass through unchanged.
+ */
+export function listenFailure(err: unknown, ports: Record<string, number | false | undefined>): unknown {
+  if (!isSystemError(err) || err.syscall !== 'listen') return err
+  const { port, address } = err as { port?: number; address?: string }
+  const flag = Object.entries(ports).find(([, p]) => p !== false && p !== undefined && p === port)?.[0]
+  const what =
+    err.code === 'EADDRINUSE'
+      ? 'is already in use'
+      : err.code === 'EACCES'
+        ? 'needs privileges this process lacks (ports below 1024 need root or CAP_NET_BIND_SERVICE)'
+        : err.code === 'EADDRNOTAVAIL'
+          ? `cannot be bound: ${address ?? 'the address'} is not an address of this machine`
+          : `cannot be bound (${err.code})`
+  return systemError(err, `port ${port ?? '?'} ${what}${flag ? ` (${flag})` : ''}`)
 }
