@@ -57,7 +57,10 @@ export const setupCommand: Command = {
         io.stdout('pg-authorize was removed; your tables and data are untouched.')
         if (r.droppedPolicies.length) io.stdout(`dropped policies: ${r.droppedPolicies.join(', ')}`)
         if (r.droppedRoles.length) io.stdout(`dropped roles: ${r.droppedRoles.join(', ')}`)
-        if (r.keptRoles.length) io.stdout(`kept roles still referenced elsewhere (login disabled): ${r.keptRoles.join(', ')}`)
+        if (r.keptRoles.length) io.stdout(`kept roles still referenced by this database's objects (login disabled): ${r.keptRoles.join(', ')}`)
+        for (const { role, databases } of r.sharedRoles) {
+          io.stdout(`kept role ${role} unchanged: still used by database${databases.length === 1 ? '' : 's'} ${databases.join(', ')} on this server`)
+        }
       }
       return 0
     }
