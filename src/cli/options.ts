@@ -3,12 +3,29 @@ import { parseArgs, type ParseArgsConfig } from 'node:util'
 import { isSystemError, PgAuthorizeError, systemError } from '../errors.js'
 import { parseDatabaseUrl } from '../database/connect.js'
 import type { CliIO } from './command.js'
+import { loadDatabaseUrl } from '../config/load.js'
 
-/** `--database-url`, else `DATABASE_URL`; validated, never echoed. */
-export function databaseUrl(value: string | undefined, io: CliIO): string {
-  const url = value ?? io.env.DATABASE_URL
+/** The options every command that talks to a database takes. */
+export const DATABASE_OPTIONS = {
+  'database-url': { type: 'string' },
+  config: { type: 'string' },
+} as const
+
+/**
+ * The owner connection string, from the one configuration `serve` reads, with its precedence:
+ * `--database-url`, then `PG_AUTHORIZE_DATABASE_URL` / `DATABASE_URL`, then `databaseUrl` in the
+ * configuration file (`--config FILE`, `PG_AUTHORIZE_CONFIG`, or ./pg-authorize.config.json). Validated,
+ * never echoed.
+ */
+export function databaseUrl(values: { 'database-url'?: string | undefined; config?: string | undefined }, io: CliIO): string {
+  const { url } = loadDatabaseUrl({
+    flags: { 'database-url': values['database-url'] },
+    env: io.env,
+    cwd: io.cwd,
+    ...(values.config !== undefined ? { configFile: values.config } : {}),
+  })
   parseDatabaseUrl(url)
-  return url!
+  return url
 }
 
 /** parseArgs with strict checking and the errors mapped to ERR_INVALID_ARGUMENT. */

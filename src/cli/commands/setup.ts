@@ -7,7 +7,7 @@
  * connection strings of the guide: the owner's and the `authenticated` one applications use.
  */
 import type { Command } from '../command.js'
-import { databaseUrl, int, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl, int, parse } from '../options.js'
 import { setup, uninstall } from '../../database/setup.js'
 import { maskUrl } from '../../database/connect.js'
 
@@ -17,7 +17,8 @@ Installs pg-authorize in a database (idempotent): the auth schema, the roles aut
 anonymous (logging in with a secret password only the gateway reads), and Neon's grants.
 
 Options:
-  --database-url URL   owner connection string (default: $DATABASE_URL)
+  --database-url URL   owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
+  --config FILE        configuration file (default ./pg-authorize.config.json if present)
   --schema NAME        grant tables in this schema (repeatable; default public)
   --role NAME          also set up this custom restricted role (repeatable)
   --no-grants          do not grant table privileges
@@ -33,7 +34,7 @@ export const setupCommand: Command = {
   summary: 'install the auth schema, roles and grants in a database',
   async run(argv, io) {
     const { values } = parse(argv, {
-      'database-url': { type: 'string' },
+      ...DATABASE_OPTIONS,
       schema: { type: 'string', multiple: true },
       role: { type: 'string', multiple: true },
       'no-grants': { type: 'boolean' },
@@ -49,7 +50,7 @@ export const setupCommand: Command = {
       io.stdout(HELP)
       return 0
     }
-    const url = databaseUrl(values['database-url'], io)
+    const url = databaseUrl(values, io)
     if (values.uninstall) {
       const r = await uninstall(url, { cascade: values.cascade ?? false, schemas: values.schema ?? [] })
       if (values.json) io.stdout(JSON.stringify(r, null, 2))
