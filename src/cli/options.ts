@@ -34,8 +34,21 @@ export function parse<const O extends NonNullable<ParseArgsConfig['options']>>(
   options: O,
   allowPositionals = false,
 ): ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>> {
+  // parseArgs calls `--pool-size -3` ambiguous (the value looks like an option); a negative number is
+  // a value, so it is passed as `--pool-size=-3` and the flag's own check says what is wrong with it.
+  const args: string[] = []
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!
+    const next = argv[i + 1]
+    if (a.startsWith('--') && options[a.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
+      args.push(`${a}=${next}`)
+      i++
+    } else {
+      args.push(a)
+    }
+  }
   try {
-    return parseArgs({ args: argv, options, allowPositionals, strict: true })
+    return parseArgs({ args, options, allowPositionals, strict: true })
   } catch (err) {
     throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', (err as Error).message)
   }

@@ -65,6 +65,7 @@ function printScript(io: CliIO, r: ScriptResult, commit: boolean): void {
 export const asCommand: Command = {
   name: 'as',
   summary: 'run SQL as any claims, exactly as a gateway request would (rolled back by default)',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
       ...DATABASE_OPTIONS,

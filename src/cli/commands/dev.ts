@@ -31,6 +31,7 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run everything locally on an embedded Postgres, with the guide\'s demo',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
       dir: { type: 'string' },

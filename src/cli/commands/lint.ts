@@ -22,6 +22,7 @@ databaseUrl in the configuration file (--config FILE, default ./pg-authorize.con
 export const lintCommand: Command = {
   name: 'lint',
   summary: 'check RLS policies and grants for mistakes, each with its fix (non-zero exit on errors)',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
       ...DATABASE_OPTIONS,

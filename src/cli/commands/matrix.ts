@@ -36,6 +36,7 @@ Options:
 export const matrixCommand: Command = {
   name: 'matrix',
   summary: 'show which operations the RLS policies allow each named claim set, table by table',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
       ...DATABASE_OPTIONS,

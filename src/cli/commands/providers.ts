@@ -23,6 +23,8 @@ and --config FILE (default ./pg-authorize.config.json if present).`
 export const providersCommand: Command = {
   name: 'providers',
   summary: 'add, list or remove the JWT providers (JWKS URLs) of a database',
+  help: HELP,
+  subcommands: ['add', 'list', 'remove'],
   async run(argv, io) {
     const [sub, ...rest] = argv
     if (!sub || sub === '--help' || sub === '-h') {

@@ -119,6 +119,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the gateway (SQL over HTTP, Postgres wire protocol, WebSocket)',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, { ...settingFlags(), config: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
     if (values.help) {

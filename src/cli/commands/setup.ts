@@ -32,6 +32,7 @@ Options:
 export const setupCommand: Command = {
   name: 'setup',
   summary: 'install the auth schema, roles and grants in a database',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
       ...DATABASE_OPTIONS,
