@@ -53,7 +53,11 @@ test('pg-authorize.config.json in the working directory, or --config FILE, names
   await writeFile(other, JSON.stringify({ databaseUrl: db.url }))
   const listed = await runCli(['providers', 'list', '--config', other], { env: clean, cwd: dir })
   assert.equal(listed.code, 0, listed.stderr)
-  assert.match(listed.stdout, /from-file/)
+  // An aligned table: every line's column separators at the same places.
+  const lines = listed.stdout.trimEnd().split('\n')
+  assert.match(lines[0]!, /^ name +\| jwks +\| roles/)
+  assert.match(lines[2]!, /^ from-file +\| http:\/\/127\.0\.0\.1:1\/\.well-known\/jwks\.json \| authenticated/)
+  assert.equal(lines[0]!.indexOf('|'), lines[2]!.indexOf('|'))
 })
 
 test('the precedence is the same as serve: flag, then environment, then file', async () => {

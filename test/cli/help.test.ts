@@ -49,6 +49,12 @@ test('a negative number is a value the flag rejects by name, not "ambiguous"', a
   assert.doesNotMatch(pool.stderr + exp.stderr, /ambiguous/)
 })
 
+test('setup --cascade without --uninstall is refused instead of running setup', async () => {
+  const r = await cli(['setup', '--cascade', '--database-url', 'postgresql://u@127.0.0.1:1/d'])
+  assert.equal(r.code, 2)
+  assert.match(r.stderr, /--cascade goes with --uninstall/)
+})
+
 test('config print | head -1 ends quietly', async () => {
   const tsx = import.meta.resolve('tsx')
   const entry = path.join(root, 'src/cli/entry.ts')

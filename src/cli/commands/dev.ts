@@ -92,7 +92,9 @@ export const devCommand: Command = {
       }
       const first = stack.tokens[0]!
       out('')
-      out(`Query as ${first.user} with @neondatabase/serverless (run in this folder):`)
+      // @neondatabase/serverless is a devDependency of pg-authorize: the snippet resolves it from here.
+      out(`Query as ${first.user} with @neondatabase/serverless (a 4-line script; run it in the pg-authorize`)
+      out(`folder, or anywhere @neondatabase/serverless is installed):`)
       out('')
       out(`TOKEN=${shellQuote(first.token)} node --input-type=module -e ${shellQuote(stack.snippet)}`)
       out('')

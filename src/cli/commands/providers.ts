@@ -10,6 +10,7 @@
 import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, list, parse } from '../options.js'
+import { alignedTable } from '../../testing/format.js'
 import { addProvider, listProviders, removeProvider, withOwner } from '../../database/providers.js'
 
 const HELP = `Usage:
@@ -68,10 +69,12 @@ export const providersCommand: Command = {
       if (values.json) io.stdout(JSON.stringify(providers, null, 2))
       else if (!providers.length) io.stdout('no providers; add one with: pg-authorize providers add --jwks-url URL')
       else {
-        for (const p of providers) {
-          const extra = [p.issuer && `issuer ${p.issuer}`, p.audience && `audience ${[p.audience].flat().join(',')}`].filter(Boolean)
-          io.stdout(`${p.name}  ${p.jwksUrl ?? '(inline keys)'}  roles=${p.roles.join(',')}  algorithms=${p.algorithms.join(',')}${extra.length ? '  ' + extra.join('  ') : ''}`)
-        }
+        io.stdout(
+          alignedTable(
+            ['name', 'jwks', 'roles', 'algorithms', 'issuer', 'audience'],
+            providers.map((p) => [p.name, p.jwksUrl ?? '(inline keys)', p.roles.join(','), p.algorithms.join(','), p.issuer ?? '', p.audience ? [p.audience].flat().join(',') : '']),
+          ),
+        )
       }
       return 0
     }

@@ -7,6 +7,7 @@
  * connection strings of the guide: the owner's and the `authenticated` one applications use.
  */
 import type { Command } from '../command.js'
+import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, int, parse } from '../options.js'
 import { setup, uninstall } from '../../database/setup.js'
 import { maskUrl } from '../../database/connect.js'
@@ -50,6 +51,10 @@ export const setupCommand: Command = {
     if (values.help) {
       io.stdout(HELP)
       return 0
+    }
+    if (values.cascade && !values.uninstall) {
+      // Without --uninstall, --cascade would silently run setup: the opposite of what was asked.
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--cascade goes with --uninstall', { hint: 'pg-authorize setup --uninstall --cascade' })
     }
     const url = databaseUrl(values, io)
     if (values.uninstall) {
