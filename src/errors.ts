@@ -69,6 +69,8 @@ export type ErrorCode =
   | 'ERR_FORBIDDEN'
   | 'ERR_TOO_MANY_ATTEMPTS'
   | 'ERR_SHUTTING_DOWN'
+  // the operating system refused (a port in use, a permission, a file that is not there)
+  | 'ERR_SYSTEM'
   | 'ERR_INTERNAL'
 
 /** How one error code shows on each transport. */
@@ -146,6 +148,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   // A configured limit (console login attempts per address); the response says when to retry.
   ERR_TOO_MANY_ATTEMPTS: { status: 429, sqlstate: '53400', exitCode: 1 },
   ERR_SHUTTING_DOWN: { status: 503, sqlstate: '57P01', exitCode: 1 },
+  ERR_SYSTEM: { status: 500, sqlstate: '58000', exitCode: 1 },
   ERR_INTERNAL: { status: 500, sqlstate: 'XX000', exitCode: 1 },
 }
 
@@ -195,4 +198,21 @@ export function isPgAuthorizeError(err: unknown): err is PgAuthorizeError {
 /** The mapping for an error; anything not raised on purpose is an internal error. */
 export function errorMapping(err: unknown): ErrorMapping {
   return isPgAuthorizeError(err) ? ERROR_TABLE[err.code] : ERROR_TABLE.ERR_INTERNAL
+}
+
+/**
+ * True for Node's errors from the operating system (`EADDRINUSE`, `EACCES`, `EEXIST`, ...): they carry an
+ * errno code and the system call. Their messages name the call and the path or address, never file contents.
+ */
+export function isSystemError(err: unknown): err is NodeJS.ErrnoException & { syscall: string } {
+  return (
+    err instanceof Error &&
+    typeof (err as NodeJS.ErrnoException).code === 'string' &&
+    typeof (err as NodeJS.ErrnoException).syscall === 'string'
+  )
+}
+
+/** An operating-system error as ERR_SYSTEM, keeping its message (`EACCES: permission denied, mkdir '/x'`). */
+export function systemError(err: NodeJS.ErrnoException, message = err.message): PgAuthorizeError {
+  return new PgAuthorizeError('ERR_SYSTEM', message, { cause: err })
 }

@@ -11,6 +11,13 @@ export interface Command {
   name: string
   /** One line for the usage listing. */
   summary: string
+  /**
+   * The full help: what `<name> --help`, `<name> <sub> --help` and `help <name>` print. The dispatcher
+   * answers those itself, so no command can reject --help as an unknown option.
+   */
+  help: string
+  /** Subcommands (`keys generate`, ...), for the help walk and the usage listing. */
+  subcommands?: readonly string[]
   /** Runs with the words after the name; resolves to the exit status (default 0). */
   run(argv: string[], io: CliIO): Promise<number | void>
 }

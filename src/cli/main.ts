@@ -8,7 +8,7 @@
  *
  * @module
  */
-import { isPgAuthorizeError } from '../errors.js'
+import { isPgAuthorizeError, isSystemError, systemError } from '../errors.js'
 import type { Command, CliIO } from './command.js'
 import { commands } from './commands/index.js'
 
@@ -26,6 +26,12 @@ function usage(): string {
   ].join('\n')
 }
 
+/** `--help` or `-h` anywhere before a `--` (after it, words are data, e.g. SQL). */
+function wantsHelp(argv: string[]): boolean {
+  const end = argv.indexOf('--')
+  return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h')
+}
+
 /** Default IO: the real process. */
 export function processIO(): CliIO {
   return {
@@ -39,7 +45,7 @@ export function processIO(): CliIO {
 /** Runs one command line; resolves to the exit status. */
 export async function main(argv: string[], io: CliIO = processIO()): Promise<number> {
   const [name, ...rest] = argv
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
+  if (!name || name === '--help' || name === '-h' || (name === 'help' && rest.length === 0)) {
     io.stdout(usage())
     return name ? 0 : 2
   }
@@ -49,14 +55,29 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     io.stdout(pkg.version)
     return 0
   }
+  // `help serve`, `help keys generate`: the same as `serve --help`.
+  if (name === 'help') {
+    const target = commands.find((c) => c.name === rest[0])
+    if (!target) {
+      io.stderr(`error [ERR_INVALID_ARGUMENT]: unknown command '${rest[0]}'\n\n${usage()}`)
+      return 2
+    }
+    io.stdout(target.help)
+    return 0
+  }
   const command = commands.find((c) => c.name === name)
+  if (command && wantsHelp(rest)) {
+    io.stdout(command.help)
+    return 0
+  }
   if (!command) {
     io.stderr(`error [ERR_INVALID_ARGUMENT]: unknown command '${name}'\n\n${usage()}`)
     return 2
   }
   try {
     return (await command.run(rest, io)) ?? 0
-  } catch (err) {
+  } catch (caught) {
+    const err = isSystemError(caught) ? systemError(caught) : caught
     if (isPgAuthorizeError(err)) {
       io.stderr(`error [${err.code}]: ${err.message}${err.hint ? `\nhint: ${err.hint}` : ''}`)
       return err.exitCode

@@ -110,32 +110,46 @@ function readFile(file: string): Record<string, unknown> {
   return data as Record<string, unknown>
 }
 
-/** Resolves every setting by precedence; throws ERR_INVALID_CONFIG naming the bad key. */
-export function loadConfig(input: LoadInput = {}): LoadedConfig {
+/** The configuration file in effect: `--config FILE`, `PG_AUTHORIZE_CONFIG`, else ./pg-authorize.config.json. */
+function configFile(input: LoadInput): { file: string | undefined; data: Record<string, unknown> } {
   const env = input.env ?? {}
   const cwd = input.cwd ?? process.cwd()
   const explicit = input.configFile ?? env.PG_AUTHORIZE_CONFIG
   const file = explicit ? path.resolve(cwd, explicit) : existsSync(path.join(cwd, CONFIG_FILE)) ? path.join(cwd, CONFIG_FILE) : undefined
-  const fileData = file ? readFile(file) : {}
+  return { file, data: file ? readFile(file) : {} }
+}
+
+/** One setting by the precedence: flag, environment, file, default. */
+function resolve(setting: Setting, input: LoadInput, file: string | undefined, fileData: Record<string, unknown>): { value: unknown; source: Source } {
+  const env = input.env ?? {}
+  const flagValue = input.flags?.[setting.flag]
+  const envName = [setting.env, ...(setting.envAliases ?? [])].find((n) => env[n] !== undefined && env[n] !== '')
+  if (flagValue !== undefined) return { value: coerce(setting, flagValue, 'flag', setting.flag), source: 'flag' }
+  if (envName) return { value: coerce(setting, env[envName], 'env', envName), source: 'env' }
+  if (fileData[setting.key] !== undefined) return { value: coerce(setting, fileData[setting.key], 'file', file!), source: 'file' }
+  return { value: input.defaults?.[setting.key as keyof GatewayConfig] ?? setting.default, source: 'default' }
+}
+
+/**
+ * The owner connection string by the same precedence and sources as `serve`, for the commands that need
+ * only it (setup, providers, as, matrix, lint). The rest of the file is still checked for unknown keys.
+ */
+export function loadDatabaseUrl(input: LoadInput = {}): { url: string; source: Source; file: string | undefined } {
+  const { file, data } = configFile(input)
+  const { value, source } = resolve(SETTINGS.find((s) => s.key === 'databaseUrl')!, input, file, data)
+  if (!value) {
+    throw new PgAuthorizeError('ERR_INVALID_CONFIG', 'invalid configuration: databaseUrl is required (--database-url, PG_AUTHORIZE_DATABASE_URL, DATABASE_URL or databaseUrl in the configuration file)')
+  }
+  return { url: value as string, source, file }
+}
+
+/** Resolves every setting by precedence; throws ERR_INVALID_CONFIG naming the bad key. */
+export function loadConfig(input: LoadInput = {}): LoadedConfig {
+  const { file, data: fileData } = configFile(input)
   const config: Record<string, unknown> = {}
   const sources: Record<string, Source> = {}
   for (const setting of SETTINGS) {
-    const flagValue = input.flags?.[setting.flag]
-    const envName = [setting.env, ...(setting.envAliases ?? [])].find((n) => env[n] !== undefined && env[n] !== '')
-    let value: unknown = input.defaults?.[setting.key as keyof GatewayConfig] ?? setting.default
-    let source: Source = 'default'
-    if (fileData[setting.key] !== undefined) {
-      value = coerce(setting, fileData[setting.key], 'file', file!)
-      source = 'file'
-    }
-    if (envName) {
-      value = coerce(setting, env[envName], 'env', envName)
-      source = 'env'
-    }
-    if (flagValue !== undefined) {
-      value = coerce(setting, flagValue, 'flag', setting.flag)
-      source = 'flag'
-    }
+    const { value, source } = resolve(setting, input, file, fileData)
     config[setting.key] = value
     sources[setting.key] = source
   }

@@ -8,12 +8,13 @@
  * @module
  */
 import { existsSync } from 'node:fs'
-import { chown, mkdir, mkdtemp, rm } from 'node:fs/promises'
+import { chown, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
 import { randomBytes } from 'node:crypto'
 import os from 'node:os'
 import path from 'node:path'
 import { PgAuthorizeError } from '../errors.js'
+import { ensureDir } from '../lib/fs.js'
 
 export interface EmbeddedOptions {
   /** Folder holding the cluster. Created and initialised when missing; reused when present. */
@@ -70,7 +71,7 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       : randomBytes(18).toString('base64url')
   }
   const initialised = existsSync(path.join(dataDir, 'PG_VERSION'))
-  await mkdir(path.dirname(dataDir), { recursive: true })
+  await ensureDir(path.dirname(dataDir))
   if (!initialised && !options.ephemeral) await writeFile(passwordFile, password + '\n', { mode: 0o600 })
 
   // The server's last lines, to say why it did not start (its log holds no secrets: no queries run yet).

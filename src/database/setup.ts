@@ -386,8 +386,13 @@ export interface UninstallOptions {
 
 export interface UninstallResult {
   droppedRoles: string[]
-  /** Roles kept because objects (policies, grants) in some database still refer to them; set NOLOGIN. */
+  /** Roles kept because objects (policies, grants) in this database still refer to them; set NOLOGIN. */
   keptRoles: string[]
+  /**
+   * Roles left exactly as they are (LOGIN, password) because other databases of the server grant them
+   * privileges, i.e. another database's pg-authorize (or its owner) still uses them; with those databases.
+   */
+  sharedRoles: Array<{ role: string; databases: string[] }>
   droppedPolicies: string[]
 }
 
@@ -395,7 +400,7 @@ export interface UninstallResult {
 export async function uninstall(ownerUrl: string, options: UninstallOptions = {}): Promise<UninstallResult> {
   const schemas = options.schemas?.length ? options.schemas : ['public']
   const client = await connectOwner(ownerUrl)
-  const result: UninstallResult = { droppedRoles: [], keptRoles: [], droppedPolicies: [] }
+  const result: UninstallResult = { droppedRoles: [], keptRoles: [], sharedRoles: [], droppedPolicies: [] }
   try {
     await checkOwner(client)
     await client.query('begin')
@@ -442,6 +447,24 @@ export async function uninstall(ownerUrl: string, options: UninstallOptions = {}
         await client.query(`revoke connect on database ${quoteIdent(await currentDatabase(client))} from ${list}`)
       }
       for (const role of existing) {
+        // Roles are cluster-wide. Another database that grants them anything (its own pg-authorize set
+        // them up, or its owner did) still logs in as them: disabling LOGIN here would lock its gateway out.
+        // pg_shdepend is the server's shared record of which database refers to which role.
+        const elsewhere = await client.query<{ datname: string }>(
+          `select distinct d.datname
+             from pg_shdepend s
+             join pg_database d
+               on d.oid = case when s.dbid = 0 and s.classid = 'pg_database'::regclass then s.objid else s.dbid end
+            where s.refclassid = 'pg_authid'::regclass
+              and s.refobjid = (select oid from pg_roles where rolname = $1)
+              and d.datname <> current_database()
+            order by 1`,
+          [role],
+        )
+        if (elsewhere.rows.length) {
+          result.sharedRoles.push({ role, databases: elsewhere.rows.map((r) => r.datname) })
+          continue
+        }
         await client.query('savepoint drop_role')
         try {
           await client.query(`drop role ${quoteIdent(role)}`)

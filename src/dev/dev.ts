@@ -92,7 +92,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       port: options.postgresPort ?? 55432,
     })
     stops.push(() => postgres.stop())
-    log(`Postgres 17 running on 127.0.0.1:${postgres.port} (data in ${path.relative(process.cwd(), dir) || '.'}/postgres)`)
+    // fsync=off (see embedded.ts): fast, and fine for a development copy, but a crash of the machine can lose it.
+    log(`Postgres 17 running on 127.0.0.1:${postgres.port} (data in ${path.join(dir, 'postgres')}; fsync=off: for development only)`)
 
     const exists = await withOwner(postgres.url, (c) => c.query('select 1 from pg_database where datname = $1', [database]))
     if (exists.rows.length === 0) await withOwner(postgres.url, (c) => c.query(`create database ${ident(database)}`))

@@ -19,10 +19,11 @@
  * @module
  */
 import { randomBytes } from 'node:crypto'
-import { mkdir, readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
+import { readFile, rename, stat, unlink, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import { calculateJwkThumbprint } from 'jose'
 import { PgAuthorizeError } from '../errors.js'
+import { ensureDir } from '../lib/fs.js'
 import { isAlgorithm, type Algorithm } from './algorithms.js'
 import { generateSigningKey, type GenerateOptions, type SigningKey } from './generate.js'
 import { readJwkFile, parseJwk } from './jwk-file.js'
@@ -168,7 +169,7 @@ export async function loadKeyDir(dir: string): Promise<KeyDir> {
 }
 
 async function writeAll(dir: string, key: SigningKey, keys: KeySetEntry[]): Promise<void> {
-  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await ensureDir(dir, 0o700)
   // keyset first: the new public key is published before the private key can sign anything.
   await writeFileAtomic(path.join(dir, KEYSET_FILE), json({ version: 1, keys: orderEntries(keys) }))
   await writeFileAtomic(path.join(dir, PUBLIC_KEY_FILE), json(key.publicJwk))
@@ -245,7 +246,7 @@ export async function retireKey(dir: string, kid: string): Promise<KeyDir> {
   }
   if (entry.state === 'retired') return loaded
   const keys = loaded.keys.map((e) => (e.kid === kid ? { ...e, state: 'retired' as const, retired: new Date().toISOString() } : e))
-  await mkdir(dir, { recursive: true, mode: 0o700 })
+  await ensureDir(dir, 0o700)
   await writeFileAtomic(path.join(dir, KEYSET_FILE), json({ version: 1, keys: orderEntries(keys) }))
   return loadKeyDir(dir)
 }

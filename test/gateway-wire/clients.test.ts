@@ -9,6 +9,7 @@ import net from 'node:net'
 import pg from 'pg'
 import postgres from 'postgres'
 import { GOOD_PASSWORD, startHarness, type Harness } from './harness.js'
+import { needs, PSQL } from '../helpers/requires.js'
 
 let h: Harness
 
@@ -178,7 +179,7 @@ function psql(args: string[], password: string): Promise<{ status: number; stdou
   })
 }
 
-test('psql: queries, COPY TO STDOUT and a prepared statement with the JWT in PGPASSWORD', async () => {
+test('psql: queries, COPY TO STDOUT and a prepared statement with the JWT in PGPASSWORD', { skip: needs(PSQL) }, async () => {
   const ok = await psql(
     [
       '-c', 'select count(*) from items',

@@ -16,6 +16,7 @@ import { createWireGateway, type WireGateway } from '../../src/gateway/wire/inde
 import { Verifier } from '../../src/verify/index.js'
 import type { TestDatabase } from '../helpers/postgres.js'
 import { createDemoDatabase } from '../helpers/roles.js'
+import { needs, PSQL } from '../helpers/requires.js'
 
 let db: TestDatabase
 let ctx: DatabaseContext
@@ -91,7 +92,7 @@ function psql(role: string, jwt: string, sql: string[]): Promise<{ status: numbe
   })
 }
 
-test('psql with a JWT as password sees exactly the rows its claims allow, as the restricted role', async () => {
+test('psql with a JWT as password sees exactly the rows its claims allow, as the restricted role', { skip: needs(PSQL) }, async () => {
   for (const user of [alice, bob]) {
     const r = await psql('authenticated', await token(demoClaims(user)), [
       'select current_user, session_user, auth.user_id()',
@@ -153,7 +154,7 @@ test('forged, expired and foreign-signed JWTs, and roles the provider does not a
   }
 })
 
-test("the database side's forgery attempts fail through psql", async () => {
+test("the database side's forgery attempts fail through psql", { skip: needs(PSQL) }, async () => {
   const jwt = await token(demoClaims(alice))
   // Installing Bob's claims unsealed, or replaying a sealed envelope with the MAC altered: refused.
   const bobPayload = Buffer.from(JSON.stringify(demoClaims(bob))).toString('base64url')

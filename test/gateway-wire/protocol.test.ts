@@ -17,6 +17,7 @@ import ws, { WebSocketServer } from 'ws'
 import { BoundaryTracker, parseOptionsParameter } from '../../src/gateway/wire/protocol.js'
 import { isLoopbackAddress, passwordAllowed } from '../../src/gateway/wire/index.js'
 import { GOOD_PASSWORD, startHarness, type Harness } from './harness.js'
+import { needs, OPENSSL, PSQL } from '../helpers/requires.js'
 
 function msg(type: string, body: Buffer | string = ''): Buffer {
   const b = Buffer.isBuffer(body) ? body : Buffer.from(body)
@@ -90,14 +91,8 @@ test('a cleartext password needs TLS except on loopback, unless explicitly allow
 let h: Harness
 let tlsDir: string | undefined
 let cert: string | undefined
-const openssl = (() => {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' })
-    return true
-  } catch {
-    return false
-  }
-})()
+const noOpenssl = needs(OPENSSL)
+const openssl = noOpenssl === false
 
 before(async () => {
   if (openssl) {
@@ -150,8 +145,7 @@ test('WebSocket: startup, password and first query in one frame before the passw
   assert.match(data.toString(), /pipelined/)
 })
 
-test('TCP: SSLRequest is answered S with TLS configured, GSSENCRequest N', async (t) => {
-  if (!openssl) return t.skip('openssl CLI not found: cannot make a self-signed certificate')
+test('TCP: SSLRequest is answered S with TLS configured, GSSENCRequest N', { skip: noOpenssl }, async () => {
   const answers: string[] = []
   for (const code of [80877103, 80877104]) {
     const s = net.connect(h.port, '127.0.0.1')
@@ -165,8 +159,7 @@ test('TCP: SSLRequest is answered S with TLS configured, GSSENCRequest N', async
   assert.deepEqual(answers, ['S', 'N'])
 })
 
-test('TLS: pg and postgres.js verify the self-signed certificate and run queries', async (t) => {
-  if (!openssl) return t.skip('openssl CLI not found: cannot make a self-signed certificate')
+test('TLS: pg and postgres.js verify the self-signed certificate and run queries', { skip: needs(OPENSSL, PSQL) }, async () => {
   const c = new pg.Client({ connectionString: h.url(), ssl: { ca: cert!, servername: 'localhost' } })
   await c.connect()
   try {

@@ -11,7 +11,7 @@ import path from 'node:path'
 import { createInterface } from 'node:readline'
 import type { CliIO, Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { databaseUrl, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl, parse } from '../options.js'
 import { openDatabaseContext } from '../../database/context.js'
 import type { Claims } from '../../database/session.js'
 import { claimsFromToken, parseClaimsOption } from '../../testing/identity.js'
@@ -26,12 +26,14 @@ the role itself, the claims sealed and installed by the gateway's own mechanism,
 Without -c or -f, reads statements from stdin, one per line ending in ';' (each in its own transaction).
 
 Options:
-  --database-url URL  owner connection string (default: $DATABASE_URL); used only to read the role's
+  --database-url URL  owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file);
+                      used only to read the role's
                       credentials, the sealing key and the providers; your SQL never runs on it
   --claims JSON       the claims, e.g. '{"sub":"u1","tenant_id":"t1"}'; null for no identity
   --token JWT         a real token: verified against the database's providers, then its claims are used
   --anonymous         the anonymous role with no identity (a request without a token)
   --role NAME         the restricted role to log in as (default authenticated)
+  --config FILE       configuration file (default ./pg-authorize.config.json if present)
   -c, --command SQL   the SQL to run (several statements run in one transaction)
   -f, --file FILE     read the SQL from a file
   --commit            commit instead of rolling back (writes are kept)
@@ -63,9 +65,10 @@ function printScript(io: CliIO, r: ScriptResult, commit: boolean): void {
 export const asCommand: Command = {
   name: 'as',
   summary: 'run SQL as any claims, exactly as a gateway request would (rolled back by default)',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
-      'database-url': { type: 'string' },
+      ...DATABASE_OPTIONS,
       claims: { type: 'string' },
       token: { type: 'string' },
       anonymous: { type: 'boolean' },
@@ -87,7 +90,7 @@ export const asCommand: Command = {
     if (values.command !== undefined && values.file !== undefined) {
       throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'give -c or -f, not both')
     }
-    const url = databaseUrl(values['database-url'], io)
+    const url = databaseUrl(values, io)
     const role = values.role ?? (values.anonymous ? 'anonymous' : 'authenticated')
     let claims: Claims | null = null
     if (values.claims !== undefined) claims = parseClaimsOption(values.claims)

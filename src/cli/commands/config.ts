@@ -10,9 +10,19 @@ import { PgAuthorizeError } from '../../errors.js'
 import { parse } from '../options.js'
 import { flagValues, loadConfig, maskedConfig, referenceTable, settingFlags } from '../../config/load.js'
 
+const HELP = `Usage:
+  pg-authorize config print [--config FILE] [--json] [any serve flag]
+  pg-authorize config reference
+
+print: the effective configuration of serve, each value with where it came from (flag, env, file,
+  default), secrets masked. Takes every flag serve takes, so you can check a command line before running it.
+reference: every setting with its flag, environment variable, file key, default and meaning (Markdown).`
+
 export const configCommand: Command = {
   name: 'config',
   summary: 'print the effective gateway configuration (secrets masked), or the reference of every setting',
+  help: HELP,
+  subcommands: ['print', 'reference'],
   async run(argv, io) {
     const [sub, ...rest] = argv
     if (sub === 'reference') {
@@ -20,7 +30,7 @@ export const configCommand: Command = {
       return 0
     }
     if (sub !== 'print') {
-      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'usage: pg-authorize config print [--config FILE] [--json] [serve flags] | config reference')
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', sub === undefined ? 'config needs print or reference' : `unknown config command '${sub}'`, { hint: 'pg-authorize config --help' })
     }
     const { values } = parse(rest, { ...settingFlags(), config: { type: 'string' }, json: { type: 'boolean' } })
     const loaded = loadConfig({

@@ -6,7 +6,7 @@
  * run reuses the data.
  */
 import type { Command } from '../command.js'
-import { int, parse } from '../options.js'
+import { int, listenFailure, parse } from '../options.js'
 import { runUntilSignal } from '../signals.js'
 import { startDev } from '../../dev/dev.js'
 
@@ -31,6 +31,7 @@ const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 export const devCommand: Command = {
   name: 'dev',
   summary: 'run everything locally on an embedded Postgres, with the guide\'s demo',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
       dir: { type: 'string' },
@@ -49,17 +50,25 @@ export const devCommand: Command = {
       return 0
     }
     const started = Date.now()
+    const ports = {
+      '--port': int(values.port, '--port', 4444, 0, 65535),
+      '--pg-port': int(values['pg-port'], '--pg-port', 5433, 0, 65535),
+      '--jwks-port': int(values['jwks-port'], '--jwks-port', 8787, 0, 65535),
+      '--postgres-port': int(values['postgres-port'], '--postgres-port', 55432, 1, 65535),
+    }
     const stack = await startDev({
       dir: values.dir ?? `${io.cwd}/.pg-authorize`,
-      port: int(values.port, '--port', 4444, 0, 65535),
-      pgPort: int(values['pg-port'], '--pg-port', 5433, 0, 65535),
-      jwksPort: int(values['jwks-port'], '--jwks-port', 8787, 0, 65535),
-      postgresPort: int(values['postgres-port'], '--postgres-port', 55432, 1, 65535),
+      port: ports['--port'],
+      pgPort: ports['--pg-port'],
+      jwksPort: ports['--jwks-port'],
+      postgresPort: ports['--postgres-port'],
       ...(values.database ? { database: values.database } : {}),
       demo: !values['no-demo'],
       allowAnonymous: values['allow-anonymous'] ?? false,
       ...(values['no-console'] ? { console: false as const } : {}),
       log: (line) => io.stdout(line),
+    }).catch((err: unknown) => {
+      throw listenFailure(err, ports)
     })
     const out = (s = '') => io.stdout(s)
     out('')
@@ -83,7 +92,9 @@ export const devCommand: Command = {
       }
       const first = stack.tokens[0]!
       out('')
-      out(`Query as ${first.user} with @neondatabase/serverless (run in this folder):`)
+      // @neondatabase/serverless is a devDependency of pg-authorize: the snippet resolves it from here.
+      out(`Query as ${first.user} with @neondatabase/serverless (a 4-line script; run it in the pg-authorize`)
+      out(`folder, or anywhere @neondatabase/serverless is installed):`)
       out('')
       out(`TOKEN=${shellQuote(first.token)} node --input-type=module -e ${shellQuote(stack.snippet)}`)
       out('')

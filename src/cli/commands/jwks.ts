@@ -7,7 +7,7 @@
  * @module
  */
 import path from 'node:path'
-import { parseArgs } from 'node:util'
+import { parse } from '../options.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { serveJwks } from '../../jwks/serve.js'
 import type { CliIO, Command } from '../command.js'
@@ -28,16 +28,12 @@ function int(value: string | undefined, name: string, fallback: number, max: num
 
 async function run(argv: string[], io: CliIO): Promise<number> {
   const [sub, ...rest] = argv
-  const { values } = parseArgs({
-    args: rest,
-    options: {
-      dir: { type: 'string' },
-      port: { type: 'string' },
-      host: { type: 'string' },
-      'max-age': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    },
-    strict: true,
+  const { values } = parse(rest, {
+    dir: { type: 'string' },
+    port: { type: 'string' },
+    host: { type: 'string' },
+    'max-age': { type: 'string' },
+    help: { type: 'boolean', short: 'h' },
   })
   if (values.help || sub === undefined || sub === '--help' || sub === '-h' || sub === 'help') {
     io.stdout(HELP)
@@ -64,4 +60,4 @@ async function run(argv: string[], io: CliIO): Promise<number> {
   return 0
 }
 
-export const jwks: Command = { name: 'jwks', summary: 'serve the public keys as a JWKS endpoint', run }
+export const jwks: Command = { name: 'jwks', summary: 'serve the public keys as a JWKS endpoint', help: HELP, subcommands: ['serve'], run }

@@ -9,7 +9,7 @@
  * @module
  */
 import path from 'node:path'
-import { parseArgs } from 'node:util'
+import { parse } from '../options.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { ALGORITHMS, isAlgorithm, type Algorithm } from '../../keys/algorithms.js'
 import { generateKeyDir, listKeys, PRIVATE_KEY_FILE, PUBLIC_KEY_FILE, retireKey, rotateKeys } from '../../keys/keydir.js'
@@ -38,9 +38,9 @@ function alg(value: string | undefined): Algorithm | undefined {
 
 async function run(argv: string[], io: CliIO): Promise<number> {
   const [sub, ...rest] = argv
-  const { values, positionals } = parseArgs({
-    args: rest,
-    options: {
+  const { values, positionals } = parse(
+    rest,
+    {
       alg: { type: 'string' },
       kid: { type: 'string' },
       dir: { type: 'string' },
@@ -48,9 +48,8 @@ async function run(argv: string[], io: CliIO): Promise<number> {
       json: { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     },
-    strict: true,
-    allowPositionals: true,
-  })
+    true,
+  )
   if (values.help || sub === undefined || sub === 'help' || sub === '--help' || sub === '-h') {
     io.stdout(HELP)
     return sub === undefined ? 2 : 0
@@ -96,4 +95,4 @@ async function run(argv: string[], io: CliIO): Promise<number> {
   }
 }
 
-export const keys: Command = { name: 'keys', summary: 'generate, rotate, retire and list signing keys (JWK files)', run }
+export const keys: Command = { name: 'keys', summary: 'generate, rotate, retire and list signing keys (JWK files)', help: HELP, subcommands: ['generate', 'rotate', 'retire', 'list'], run }

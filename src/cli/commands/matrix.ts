@@ -8,7 +8,7 @@ import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { databaseUrl, int, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl, int, parse } from '../options.js'
 import { formatMatrix, parseClaimSets, policyMatrix, type MatrixFormat } from '../../testing/matrix.js'
 
 const HELP = `Usage: pg-authorize matrix --database-url OWNER_URL --claims FILE [--format table|json|markdown]
@@ -26,7 +26,8 @@ Cells: yes (N) / no (0): rows visible (SELECT), touched (UPDATE: set c = c; DELE
        no grant: the role lacks the table privilege; error CODE: the probe failed.
 
 Options:
-  --database-url URL  owner connection string (default: $DATABASE_URL)
+  --database-url URL  owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
+  --config FILE       configuration file (default ./pg-authorize.config.json if present)
   --claims FILE       the named claim sets
   --role NAME         role of claim sets that do not name one (default authenticated)
   --format F          table (default), json or markdown
@@ -35,9 +36,10 @@ Options:
 export const matrixCommand: Command = {
   name: 'matrix',
   summary: 'show which operations the RLS policies allow each named claim set, table by table',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
-      'database-url': { type: 'string' },
+      ...DATABASE_OPTIONS,
       claims: { type: 'string' },
       role: { type: 'string' },
       format: { type: 'string' },
@@ -53,7 +55,7 @@ export const matrixCommand: Command = {
     if (!['table', 'json', 'markdown'].includes(format)) {
       throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--format must be table, json or markdown')
     }
-    const url = databaseUrl(values['database-url'], io)
+    const url = databaseUrl(values, io)
     let text: string
     try {
       text = await readFile(path.resolve(io.cwd, values.claims), 'utf8')

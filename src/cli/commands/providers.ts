@@ -9,7 +9,8 @@
  */
 import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { databaseUrl, list, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl, list, parse } from '../options.js'
+import { alignedTable } from '../../testing/format.js'
 import { addProvider, listProviders, removeProvider, withOwner } from '../../database/providers.js'
 
 const HELP = `Usage:
@@ -17,11 +18,14 @@ const HELP = `Usage:
                              [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace]
   pg-authorize providers list [--json]
   pg-authorize providers remove NAME
-Each takes --database-url OWNER_URL (default: $DATABASE_URL).`
+Each takes --database-url OWNER_URL (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
+and --config FILE (default ./pg-authorize.config.json if present).`
 
 export const providersCommand: Command = {
   name: 'providers',
   summary: 'add, list or remove the JWT providers (JWKS URLs) of a database',
+  help: HELP,
+  subcommands: ['add', 'list', 'remove'],
   async run(argv, io) {
     const [sub, ...rest] = argv
     if (!sub || sub === '--help' || sub === '-h') {
@@ -30,7 +34,7 @@ export const providersCommand: Command = {
     }
     if (sub === 'add') {
       const { values } = parse(rest, {
-        'database-url': { type: 'string' },
+        ...DATABASE_OPTIONS,
         'jwks-url': { type: 'string' },
         name: { type: 'string' },
         issuer: { type: 'string' },
@@ -41,7 +45,7 @@ export const providersCommand: Command = {
         json: { type: 'boolean' },
       })
       if (!values['jwks-url']) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--jwks-url is required')
-      const url = databaseUrl(values['database-url'], io)
+      const url = databaseUrl(values, io)
       const p = await withOwner(url, (c) =>
         addProvider(
           c,
@@ -60,22 +64,24 @@ export const providersCommand: Command = {
       return 0
     }
     if (sub === 'list') {
-      const { values } = parse(rest, { 'database-url': { type: 'string' }, json: { type: 'boolean' } })
-      const providers = await withOwner(databaseUrl(values['database-url'], io), listProviders)
+      const { values } = parse(rest, { ...DATABASE_OPTIONS, json: { type: 'boolean' } })
+      const providers = await withOwner(databaseUrl(values, io), listProviders)
       if (values.json) io.stdout(JSON.stringify(providers, null, 2))
       else if (!providers.length) io.stdout('no providers; add one with: pg-authorize providers add --jwks-url URL')
       else {
-        for (const p of providers) {
-          const extra = [p.issuer && `issuer ${p.issuer}`, p.audience && `audience ${[p.audience].flat().join(',')}`].filter(Boolean)
-          io.stdout(`${p.name}  ${p.jwksUrl ?? '(inline keys)'}  roles=${p.roles.join(',')}  algorithms=${p.algorithms.join(',')}${extra.length ? '  ' + extra.join('  ') : ''}`)
-        }
+        io.stdout(
+          alignedTable(
+            ['name', 'jwks', 'roles', 'algorithms', 'issuer', 'audience'],
+            providers.map((p) => [p.name, p.jwksUrl ?? '(inline keys)', p.roles.join(','), p.algorithms.join(','), p.issuer ?? '', p.audience ? [p.audience].flat().join(',') : '']),
+          ),
+        )
       }
       return 0
     }
     if (sub === 'remove') {
-      const { values, positionals } = parse(rest, { 'database-url': { type: 'string' } }, true)
+      const { values, positionals } = parse(rest, { ...DATABASE_OPTIONS }, true)
       if (positionals.length !== 1) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'usage: pg-authorize providers remove NAME')
-      await withOwner(databaseUrl(values['database-url'], io), (c) => removeProvider(c, positionals[0]!))
+      await withOwner(databaseUrl(values, io), (c) => removeProvider(c, positionals[0]!))
       io.stdout(`removed provider '${positionals[0]}'`)
       return 0
     }

@@ -6,10 +6,11 @@
  * Runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol with the JWT as password,
  * and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP reloads providers.
  */
+import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
 import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { parse } from '../options.js'
+import { listenFailure, parse } from '../options.js'
 import { flagValues, loadConfig, maskedConfig, settingFlags } from '../../config/load.js'
 import { createLogger } from '../../observability/logger.js'
 import type { GatewayConfig } from '../../config/schema.js'
@@ -44,11 +45,29 @@ export function readTls(cert: string | undefined, key: string | undefined): { ce
   const read = (file: string, flag: string) => {
     try {
       return readFileSync(file)
-    } catch {
-      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `${flag}: cannot read ${file}`)
+    } catch (err) {
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `${flag}: cannot read ${file} (${(err as NodeJS.ErrnoException).code ?? 'error'})`)
     }
   }
-  return { cert: read(cert, '--tls-cert'), key: read(key, '--tls-key') }
+  const files = { cert: read(cert, '--tls-cert'), key: read(key, '--tls-key') }
+  // Checked here, before anything listens: a bad PEM must stop the start with the flag named. OpenSSL's
+  // reasons name the decoder step, never the file's contents.
+  let privateKey: KeyObject
+  try {
+    privateKey = createPrivateKey(files.key)
+  } catch (err) {
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `--tls-key: ${key} is not a PEM private key (${(err as Error).message})`)
+  }
+  let certificate: X509Certificate
+  try {
+    certificate = new X509Certificate(files.cert)
+  } catch (err) {
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `--tls-cert: ${cert} is not a PEM certificate (${(err as Error).message})`)
+  }
+  if (!certificate.checkPrivateKey(privateKey)) {
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `--tls-key: ${key} is not the private key of the certificate in --tls-cert`)
+  }
+  return files
 }
 
 /** Prints where a running gateway listens. */
@@ -118,6 +137,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
 export const serveCommand: Command = {
   name: 'serve',
   summary: 'run the gateway (SQL over HTTP, Postgres wire protocol, WebSocket)',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, { ...settingFlags(), config: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
     if (values.help) {
@@ -135,7 +155,9 @@ export const serveCommand: Command = {
     // JSON log lines go to standard output (for log pipelines); the human banner goes to standard error.
     const logger = createLogger({ level: config.logLevel })
     logger.info({ config: maskedConfig(config) }, 'starting')
-    const gw = await startGateway({ ...gatewayOptions(config), logger })
+    const gw = await startGateway({ ...gatewayOptions(config), logger }).catch((err: unknown) => {
+      throw listenFailure(err, { '--port': config.port, '--pg-port': config.pg && config.pgPort, '--metrics-port': config.metricsPort })
+    })
     io.stderr('pg-authorize gateway ready')
     for (const line of describeGateway(gw)) io.stderr(`  ${line}`)
     if (gw.metricsUrl) io.stderr(`  Metrics:         ${gw.metricsUrl}`)

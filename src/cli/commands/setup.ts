@@ -9,9 +9,9 @@
  * connection strings of the guide: the owner's and the `authenticated` one applications use.
  */
 import type { Command } from '../command.js'
-import { databaseUrl, int, parse } from '../options.js'
-import { DEFAULT_ROTATE_GRACE_SECONDS, setup, uninstall } from '../../database/setup.js'
 import { PgAuthorizeError } from '../../errors.js'
+import { DATABASE_OPTIONS, databaseUrl, int, parse } from '../options.js'
+import { DEFAULT_ROTATE_GRACE_SECONDS, setup, uninstall } from '../../database/setup.js'
 import { maskUrl } from '../../database/connect.js'
 import { parseDuration } from '../../tokens/time.js'
 
@@ -21,7 +21,8 @@ Installs pg-authorize in a database (idempotent): the auth schema, the roles aut
 anonymous (logging in with a secret password only the gateway reads), and Neon's grants.
 
 Options:
-  --database-url URL   owner connection string (default: $DATABASE_URL)
+  --database-url URL   owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
+  --config FILE        configuration file (default ./pg-authorize.config.json if present)
   --schema NAME        grant tables in this schema (repeatable; default public)
   --role NAME          also set up this custom restricted role (repeatable)
   --no-grants          do not grant table privileges
@@ -55,9 +56,10 @@ function timeout<K extends string>(key: K, value: string | undefined, flag: stri
 export const setupCommand: Command = {
   name: 'setup',
   summary: 'install the auth schema, roles and grants in a database',
+  help: HELP,
   async run(argv, io) {
     const { values } = parse(argv, {
-      'database-url': { type: 'string' },
+      ...DATABASE_OPTIONS,
       schema: { type: 'string', multiple: true },
       role: { type: 'string', multiple: true },
       'no-grants': { type: 'boolean' },
@@ -77,7 +79,11 @@ export const setupCommand: Command = {
       io.stdout(HELP)
       return 0
     }
-    const url = databaseUrl(values['database-url'], io)
+    if (values.cascade && !values.uninstall) {
+      // Without --uninstall, --cascade would silently run setup: the opposite of what was asked.
+      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--cascade goes with --uninstall', { hint: 'pg-authorize setup --uninstall --cascade' })
+    }
+    const url = databaseUrl(values, io)
     if (values.uninstall) {
       const r = await uninstall(url, { cascade: values.cascade ?? false, schemas: values.schema ?? [] })
       if (values.json) io.stdout(JSON.stringify(r, null, 2))
@@ -85,7 +91,10 @@ export const setupCommand: Command = {
         io.stdout('pg-authorize was removed; your tables and data are untouched.')
         if (r.droppedPolicies.length) io.stdout(`dropped policies: ${r.droppedPolicies.join(', ')}`)
         if (r.droppedRoles.length) io.stdout(`dropped roles: ${r.droppedRoles.join(', ')}`)
-        if (r.keptRoles.length) io.stdout(`kept roles still referenced elsewhere (login disabled): ${r.keptRoles.join(', ')}`)
+        if (r.keptRoles.length) io.stdout(`kept roles still referenced by this database's objects (login disabled): ${r.keptRoles.join(', ')}`)
+        for (const { role, databases } of r.sharedRoles) {
+          io.stdout(`kept role ${role} unchanged: still used by database${databases.length === 1 ? '' : 's'} ${databases.join(', ')} on this server`)
+        }
       }
       return 0
     }

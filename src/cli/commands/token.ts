@@ -13,7 +13,7 @@
  */
 import { readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
-import { parseArgs } from 'node:util'
+import { parse } from '../options.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { ALGORITHMS, isAlgorithm, type Algorithm } from '../../keys/algorithms.js'
 import { publishedJwks } from '../../keys/keydir.js'
@@ -35,9 +35,9 @@ sign: the key may instead come from PG_AUTHORIZE_PRIVATE_KEY (JWK JSON). --expir
 verify: --jwks is a JWKS URL, a JWKS or JWK file, or a key directory; TOKEN - reads stdin.`
 
 async function sign(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parse(
     args,
-    options: {
+    {
       key: { type: 'string' },
       sub: { type: 'string' },
       claim: { type: 'string', multiple: true },
@@ -47,9 +47,8 @@ async function sign(args: string[], io: CliIO): Promise<number> {
       audience: { type: 'string', multiple: true },
       'not-before': { type: 'string' },
     },
-    strict: true,
-    allowPositionals: true,
-  })
+    true,
+  )
   if (positionals.length) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `unexpected argument '${positionals[0]!.slice(0, 40)}'`)
   if (values.sub === undefined) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'token sign needs --sub ID')
   // Check every argument before touching the key, so mistakes fail fast and the same way every time.
@@ -95,17 +94,16 @@ async function jwksSource(value: string, cwd: string): Promise<Pick<ProviderConf
 }
 
 async function verifyCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseArgs({
+  const { values, positionals } = parse(
     args,
-    options: {
+    {
       jwks: { type: 'string' },
       issuer: { type: 'string' },
       audience: { type: 'string', multiple: true },
       algorithms: { type: 'string' },
     },
-    strict: true,
-    allowPositionals: true,
-  })
+    true,
+  )
   if (!values.jwks) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'token verify needs --jwks URL|FILE|DIR')
   if (positionals.length !== 1) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'token verify needs exactly one TOKEN (or - for stdin)')
   let algorithms: Algorithm[] | undefined
@@ -146,4 +144,4 @@ async function run(argv: string[], io: CliIO): Promise<number> {
   throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `unknown token command '${sub}'`, { hint: 'use sign or verify' })
 }
 
-export const token: Command = { name: 'token', summary: 'sign a custom JWT, or verify one against a JWKS', run }
+export const token: Command = { name: 'token', summary: 'sign a custom JWT, or verify one against a JWKS', help: HELP, subcommands: ['sign', 'verify'], run }
