@@ -2,304 +2,229 @@
  * The policy linter: reads the catalog through the owner connection and reports what would let the
  * restricted roles see or change too much, or make policies slow. Each finding carries its fix.
  *
- * Rules (documented with their exact semantics in docs/testing-policies.md):
- * - `rls-disabled` (error): a table a restricted role holds a privilege on, without RLS enabled.
- * - `rls-no-policy` (warning): RLS enabled on a granted table, but no policy: everything is denied.
- * - `auth-call-per-row` (warning): an `auth.session()/jwt()/user_id()/uid()` call evaluated for every row:
- *   not inside an *uncorrelated* `(select ...)`. Read from the stored expression tree, so a correlated
- *   subquery such as `(select auth.user_id() = t.owner)`, which Postgres runs once per row, counts.
- * - `permissive-true` (error): a permissive policy `USING (true)` or `WITH CHECK (true)` that lets a
- *   restricted role write (its command, and the role's privilege, include INSERT, UPDATE or DELETE).
- * - `uid-not-uuid` (warning): `auth.uid()` used in a text comparison (cast to text, or beside a column
- *   cast to uuid): the subjects are stored as text, so they may not be UUIDs, and `auth.uid()` is NULL then.
- * - `sequence-grant` (error): a serial column's sequence that a role may INSERT into the table of, but
- *   lacks USAGE on: inserts fail.
- * - `security-definer` (error when executable through PUBLIC, warning when granted explicitly): a
- *   SECURITY DEFINER function outside `auth` that a restricted role can execute: it runs with its owner's
- *   rights, which bypass RLS.
- * - `large-objects` (error): a restricted role may execute the large-object functions (lint-large-objects.ts).
+ * The rules ({@link RULES}, documented with their exact semantics in docs/testing-policies.md) take
+ * Supabase's splinter names where splinter has the same check, so findings read the same across
+ * Supabase, Neon's advisor and pg-authorize; the rest are checks only pg-authorize can make (it knows
+ * which settings a client can forge and which roles its gateway logs in as). They live in
+ * lint-tables.ts, lint-policies.ts, lint-functions.ts and lint-large-objects.ts; this file runs them,
+ * applies suppressions and renders text (SARIF: lint-sarif.ts).
+ *
+ * A finding is suppressed by a comment on its object (or, for a policy or an index, on its table)
+ * holding `pg-authorize:ignore RULE` (several rules: `pg-authorize:ignore RULE1, RULE2`), so the reason
+ * for a deliberate choice sits where the choice was made.
  *
  * @module
  */
 import type pg from 'pg'
-import { quoteIdent } from '../database/connect.js'
 import { withOwner } from '../database/providers.js'
 import { PgAuthorizeError } from '../errors.js'
 import { alignedTable } from './format.js'
-import { findCalls, parseNodeTree } from './node-tree.js'
 import { largeObjectFindings } from './lint-large-objects.js'
+import { functionFindings } from './lint-functions.js'
+import { policyFindings, readPolicies } from './lint-policies.js'
+import { tableFindings } from './lint-tables.js'
 
-export type Severity = 'error' | 'warning'
+export { wrapAuthCalls } from './lint-policies.js'
 
-export const LINT_RULES = [
-  'rls-disabled',
-  'rls-no-policy',
-  'auth-call-per-row',
-  'permissive-true',
-  'uid-not-uuid',
-  'sequence-grant',
-  'security-definer',
-  'large-objects',
-] as const
-export type LintRule = (typeof LINT_RULES)[number]
+/** `error` fails `lint` by default, `warning` with `--fail-on warn`; `info` never fails it. */
+export type Severity = 'error' | 'warning' | 'info'
+export type Category = 'security' | 'performance'
+
+export interface RuleInfo {
+  /** The usual severity (a few rules raise or lower it per finding; the finding says). */
+  severity: Severity
+  category: Category
+  /** What the rule reports, one sentence. */
+  summary: string
+}
+
+const rule = (severity: Severity, category: Category, summary: string): RuleInfo => ({ severity, category, summary })
+
+/** Every rule, in report order. */
+export const RULES = {
+  rls_disabled_in_public: rule('error', 'security', 'A table a restricted role holds a privilege on has RLS disabled: the role reaches every row.'),
+  rls_enabled_no_policy: rule('info', 'security', 'RLS is enabled on a granted table with no policy: everything is denied (maybe intended).'),
+  policy_exists_rls_disabled: rule('error', 'security', 'A table has policies but RLS is disabled, so none of them applies.'),
+  sensitive_columns_exposed: rule('error', 'security', 'A table without RLS, readable by a restricted role, has a column named like a credential or personal data.'),
+  security_definer_view: rule('error', 'security', 'A view a restricted role can query runs with its owner\'s rights (no security_invoker), so the RLS of the tables under it does not apply.'),
+  materialized_view_in_api: rule('warning', 'security', 'A restricted role can read a materialized view: it has no RLS, every row is visible.'),
+  foreign_table_in_api: rule('warning', 'security', 'A restricted role can reach a foreign table: foreign tables have no RLS.'),
+  sequence_usage_missing: rule('error', 'security', 'A role may INSERT into a table but lacks USAGE on its serial column\'s sequence: its inserts fail.'),
+  rls_policy_always_true: rule('error', 'security', 'A permissive policy that lets a restricted role write is always true (USING (true), WITH CHECK (true), 1 = 1, or no expression).'),
+  forgeable_claim_source: rule('error', 'security', 'A policy, or a function it calls, reads claims from a setting a client can set (request.jwt.claims, request.jwt.claim.*, pg_session_jwt.*, any x.y) instead of auth.*.'),
+  subject_cast_to_uuid: rule('warning', 'security', 'A policy casts auth.user_id() or a claim of auth.session() to uuid: a sub that is not a UUID (Clerk, Auth0, Firebase) makes every query fail.'),
+  uid_compared_as_text: rule('warning', 'security', 'A policy uses auth.uid() in a text comparison: the subjects are stored as text, may not be UUIDs, and auth.uid() is NULL for those.'),
+  unknown_claim: rule('warning', 'security', 'A policy reads a claim that none of the sample tokens carries: it is always NULL.'),
+  authenticated_security_definer_function_executable: rule('error', 'security', 'A signed-in restricted role can execute a SECURITY DEFINER function, which bypasses RLS (error through PUBLIC, warning when granted).'),
+  anon_security_definer_function_executable: rule('error', 'security', 'The anonymous role can execute a SECURITY DEFINER function, which bypasses RLS (error through PUBLIC, warning when granted).'),
+  function_search_path_mutable: rule('warning', 'security', 'A function does not pin search_path, so what its unqualified names resolve to depends on the caller.'),
+  large_objects_executable: rule('error', 'security', 'A restricted role may execute the large-object functions: large objects are outside RLS and shared by every user of the role.'),
+  auth_rls_initplan: rule('warning', 'performance', 'An auth.* call in a policy is evaluated for every row rather than once per statement.'),
+  multiple_permissive_policies: rule('warning', 'performance', 'A role has more than one permissive policy for the same command on a table: every one is evaluated for every row.'),
+  policy_column_unindexed: rule('warning', 'performance', 'A policy compares a column with a claim, and no index starts with that column.'),
+  unindexed_foreign_keys: rule('info', 'performance', 'A foreign key has no index starting with its columns.'),
+  duplicate_index: rule('warning', 'performance', 'Two or more indexes of a table are identical.'),
+  no_primary_key: rule('info', 'performance', 'A table has no primary key.'),
+} as const satisfies Record<string, RuleInfo>
+
+export type LintRule = keyof typeof RULES
+export const LINT_RULES: readonly LintRule[] = Object.keys(RULES) as LintRule[]
 
 export interface Finding {
   rule: LintRule
   severity: Severity
-  /** The table, policy (`"name" on table`), sequence or function concerned. */
+  category: Category
+  /** The table, view, policy (`"name" on table`), sequence, index, function or role concerned. */
   object: string
+  /** The table or view the finding belongs to, when it belongs to one (`schema.name`, quoted as needed). */
+  table?: string
   message: string
   /** SQL that fixes it (or a template to fill in, marked with <...>). */
   fix: string
 }
 
+export interface SuppressedFinding extends Finding {
+  /** The comment that suppresses it. */
+  justification: string
+}
+
 export interface LintReport {
   findings: Finding[]
+  /** Findings a `pg-authorize:ignore` comment suppresses: not counted, kept for the record. */
+  suppressed: SuppressedFinding[]
   errors: number
   warnings: number
+  infos: number
 }
 
-const SYSTEM_SCHEMAS = `('pg_catalog', 'information_schema', 'auth', 'pgauthorize')`
-const AUTH_FUNCTIONS = ['session', 'jwt', 'user_id', 'uid']
-
-/** Index of the parenthesis closing the one at `open`, skipping string literals; -1 if none. */
-function closingParen(text: string, open: number): number {
-  let depth = 0
-  for (let i = open; i < text.length; i++) {
-    const ch = text[i]
-    if (ch === "'") {
-      i++
-      while (i < text.length && !(text[i] === "'" && text[i + 1] !== "'")) i += text[i] === "'" ? 2 : 1
-    } else if (ch === '(') depth++
-    else if (ch === ')' && --depth === 0) return i
-  }
-  return -1
+export interface LintOptions {
+  /**
+   * Claims of sample tokens (decoded payloads, or the claim names a provider declares, as an object).
+   * With them, `unknown_claim` reports claims that policies read and no sample carries; without, it is silent.
+   */
+  sampleClaims?: readonly Record<string, unknown>[]
 }
 
-/**
- * Rewrites a deparsed policy expression so each auth call is evaluated once: every call not already
- * alone in a `( SELECT auth.f())` is wrapped in one, and a redundant outer `( SELECT ...)` without FROM
- * (drizzle's crudPolicy form, a per-row SubPlan) is removed.
- */
-export function wrapAuthCalls(expr: string): string {
-  const calls = AUTH_FUNCTIONS.join('|')
-  const kept: string[] = []
-  let out = expr.replace(new RegExp(`\\( SELECT auth\\.(${calls})\\(\\)(?: AS \\w+)?\\)`, 'g'), (m) => `\u0000${kept.push(m) - 1}\u0000`)
-  out = out.replace(new RegExp(`auth\\.(${calls})\\(\\)`, 'g'), '( SELECT auth.$1())')
-  out = out.replace(/\u0000(\d+)\u0000/g, (_, i: string) => kept[Number(i)]!)
-  if (out.startsWith('( SELECT ') && closingParen(out, 0) === out.length - 1 && !/\bFROM\b/i.test(out)) {
-    out = `(${out.slice('( SELECT '.length, -1)})`
+/** Where a suppression comment may sit: a relation (table, view, sequence, index), a policy or a function. */
+export interface Anchor {
+  kind: 'relation' | 'policy' | 'function'
+  oid: string
+}
+
+/** A finding as a rule produces it: with the objects whose comments may suppress it. */
+export interface RawFinding extends Omit<Finding, 'category' | 'severity'> {
+  severity?: Severity
+  anchors: Anchor[]
+}
+
+/** What every rule reads: the connection (read-only, search_path = pg_catalog) and the restricted roles. */
+export interface LintContext {
+  c: pg.ClientBase
+  roles: string[]
+  /** Server major version. */
+  major: number
+  options: LintOptions
+}
+
+/** Schemas never checked: the system's and pg-authorize's own. */
+export const SYSTEM_SCHEMAS = `('pg_catalog', 'information_schema', 'auth', 'pgauthorize')`
+/** A SQL condition on `n.nspname` (pg_namespace alias `n`): a schema the linter checks. */
+export const USER_SCHEMA = `n.nspname not in ${SYSTEM_SCHEMAS} and n.nspname not like 'pg\\_%'`
+
+const IGNORE = /pg-authorize:ignore\s+([a-z0-9_]+(?:\s*,\s*[a-z0-9_]+|\s+[a-z0-9_]+)*)/gi
+
+/** The rules a comment suppresses: the known rule names after each `pg-authorize:ignore`. */
+export function ignoredRules(comment: string): Set<LintRule> {
+  const out = new Set<LintRule>()
+  for (const m of comment.matchAll(IGNORE)) {
+    for (const word of m[1]!.split(/[\s,]+/)) {
+      // The names stop at the first word that is not one: the rest of the comment is the reason.
+      if (!Object.hasOwn(RULES, word)) break
+      out.add(word as LintRule)
+    }
   }
   return out
 }
 
-const cmdName: Record<string, string> = { r: 'SELECT', a: 'INSERT', w: 'UPDATE', d: 'DELETE', '*': 'ALL' }
-
-interface PolicyRow {
-  name: string
-  table: string
-  cmd: string
-  permissive: boolean
-  qual_tree: string | null
-  check_tree: string | null
-  qual: string | null
-  with_check: string | null
-  roles: string[]
-  writers: string[]
+async function suppressions(c: pg.ClientBase): Promise<Map<string, { rules: Set<LintRule>; text: string }>> {
+  const r = await c.query<{ kind: Anchor['kind']; oid: string; text: string }>(
+    `select case d.classoid when 'pg_catalog.pg_class'::pg_catalog.regclass then 'relation'
+                            when 'pg_catalog.pg_policy'::pg_catalog.regclass then 'policy' else 'function' end as kind,
+            d.objoid::text as oid, d.description as text
+       from pg_catalog.pg_description d
+      where d.objsubid = 0 and d.description like '%pg-authorize:ignore%'
+        and d.classoid in ('pg_catalog.pg_class'::pg_catalog.regclass, 'pg_catalog.pg_policy'::pg_catalog.regclass, 'pg_catalog.pg_proc'::pg_catalog.regclass)`,
+  )
+  return new Map(r.rows.map((x) => [`${x.kind}:${x.oid}`, { rules: ignoredRules(x.text), text: x.text }]))
 }
 
-async function lintWith(c: pg.ClientBase): Promise<Finding[]> {
-  let roles: string[]
+/** The restricted roles set up by `pg-authorize setup`. */
+async function restrictedRoles(c: pg.ClientBase): Promise<string[]> {
   try {
-    roles = (await c.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')).rows.map((r) => r.role)
+    return (await c.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')).rows.map((r) => r.role)
   } catch (err) {
     throw new PgAuthorizeError('ERR_DB_NOT_SET_UP', 'pg-authorize is not set up in this database', {
       cause: err,
       hint: 'run: pg-authorize setup --database-url OWNER_URL',
     })
   }
-  // Deparse with only pg_catalog on the path, so every other name in the fixes comes schema-qualified.
-  await c.query('set search_path = pg_catalog')
-  const findings: Finding[] = []
-  const roleList = (rs: string[]) => rs.map(quoteIdent).join(', ')
-
-  const tables = await c.query<{ name: string; rls: boolean; policies: number; roles: string[] }>(
-    `select pg_catalog.format('%I.%I', n.nspname, c.relname) as name, c.relrowsecurity as rls,
-            (select count(*)::int from pg_catalog.pg_policy p where p.polrelid = c.oid) as policies,
-            array(select r from unnest($1::text[]) r where pg_catalog.has_table_privilege(r, c.oid, 'SELECT,INSERT,UPDATE,DELETE')) as roles
-       from pg_catalog.pg_class c join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where c.relkind in ('r', 'p') and n.nspname not in ${SYSTEM_SCHEMAS} and n.nspname not like 'pg\\_%' and c.relpersistence <> 't'
-      order by 1`,
-    [roles],
-  )
-  for (const t of tables.rows) {
-    if (!t.roles.length) continue
-    if (!t.rls) {
-      findings.push({
-        rule: 'rls-disabled',
-        severity: 'error',
-        object: t.name,
-        message: `${t.roles.join(', ')} can reach every row of ${t.name}: it is granted to them and RLS is not enabled`,
-        fix: `ALTER TABLE ${t.name} ENABLE ROW LEVEL SECURITY; -- then add policies; or, if they should not reach it: REVOKE ALL ON ${t.name} FROM ${roleList(t.roles)};`,
-      })
-    } else if (t.policies === 0) {
-      findings.push({
-        rule: 'rls-no-policy',
-        severity: 'warning',
-        object: t.name,
-        message: `RLS is enabled on ${t.name} but it has no policy, so ${t.roles.join(', ')} see and change nothing (default deny); fine if intended`,
-        fix: `CREATE POLICY "<name>" ON ${t.name} FOR SELECT TO ${roleList(t.roles)} USING ((select auth.user_id()) = <owner column>); -- or REVOKE ALL ON ${t.name} FROM ${roleList(t.roles)};`,
-      })
-    }
-  }
-
-  const authOids = await c.query<{ oid: string; name: string }>(
-    `select p.oid::text as oid, p.proname as name from pg_catalog.pg_proc p
-      where p.pronamespace = (select oid from pg_catalog.pg_namespace where nspname = 'auth') and p.proname = any($1) and p.pronargs = 0`,
-    [AUTH_FUNCTIONS],
-  )
-  const oids = new Set(authOids.rows.map((r) => r.oid))
-  const names = new Map(authOids.rows.map((r) => [r.oid, r.name]))
-  const policies = await c.query<PolicyRow>(
-    `select p.polname as name, p.polrelid::regclass::text as table, p.polcmd as cmd, p.polpermissive as permissive,
-            p.polqual::text as qual_tree, p.polwithcheck::text as check_tree,
-            pg_catalog.pg_get_expr(p.polqual, p.polrelid) as qual, pg_catalog.pg_get_expr(p.polwithcheck, p.polrelid) as with_check,
-            array(select r from unnest($1::text[]) r
-                   where 0 = any(p.polroles) or (select oid from pg_catalog.pg_roles where rolname = r) = any(p.polroles)) as roles,
-            array(select r from unnest($1::text[]) r
-                   where (0 = any(p.polroles) or (select oid from pg_catalog.pg_roles where rolname = r) = any(p.polroles))
-                     and pg_catalog.has_table_privilege(r, p.polrelid,
-                           case p.polcmd when 'a' then 'INSERT' when 'w' then 'UPDATE' when 'd' then 'DELETE' else 'INSERT,UPDATE,DELETE' end)
-                     and p.polcmd <> 'r') as writers
-       from pg_catalog.pg_policy p join pg_catalog.pg_class c on c.oid = p.polrelid
-       join pg_catalog.pg_namespace n on n.oid = c.relnamespace
-      where n.nspname not in ${SYSTEM_SCHEMAS} and c.relpersistence <> 't'
-      order by 2, 1`,
-    [roles],
-  )
-  for (const p of policies.rows) {
-    const object = `${quoteIdent(p.name)} on ${p.table}`
-    if (!p.roles.length) continue
-
-    const perRow = new Set<string>()
-    for (const tree of [p.qual_tree, p.check_tree]) {
-      if (!tree) continue
-      for (const call of findCalls(parseNodeTree(tree), oids)) if (!call.once) perRow.add(`auth.${names.get(call.funcOid)}()`)
-    }
-    if (perRow.size) {
-      const parts = [p.qual && `USING (${wrapAuthCalls(p.qual)})`, p.with_check && `WITH CHECK (${wrapAuthCalls(p.with_check)})`].filter(Boolean)
-      findings.push({
-        rule: 'auth-call-per-row',
-        severity: 'warning',
-        object,
-        message: `${[...perRow].join(', ')} is evaluated for every row (not inside an uncorrelated (select ...)); wrapped, Postgres evaluates it once per statement`,
-        fix: `ALTER POLICY ${quoteIdent(p.name)} ON ${p.table} ${parts.join(' ')};`,
-      })
-    }
-
-    if (p.permissive && p.writers.length && (p.qual === 'true' || p.with_check === 'true')) {
-      const what = [p.qual === 'true' && 'USING (true)', p.with_check === 'true' && 'WITH CHECK (true)'].filter(Boolean).join(' and ')
-      const alter = [
-        p.qual === 'true' && 'USING (<condition on the claims, e.g. (select auth.user_id()) = owner_id>)',
-        p.with_check === 'true' && 'WITH CHECK (<condition on the claims>)',
-      ].filter(Boolean)
-      findings.push({
-        rule: 'permissive-true',
-        severity: 'error',
-        object,
-        message: `${what} on a ${cmdName[p.cmd]} policy lets ${p.writers.join(', ')} write any row of ${p.table}, whoever the claims say they are`,
-        fix: `ALTER POLICY ${quoteIdent(p.name)} ON ${p.table} ${alter.join(' ')};`,
-      })
-    }
-
-    const text = [p.qual, p.with_check].filter(Boolean).join(' ')
-    if (text.includes('auth.uid()') && (/auth\.uid\(\)(?: AS \w+)?\)+::text/.test(text) || text.includes('::uuid'))) {
-      const swap = (e: string) => e.replace(/\(\( SELECT auth\.uid\(\)(?: AS \w+)?\)\)::text|\(auth\.uid\(\)\)::text/g, '( SELECT auth.user_id())')
-      const parts = [p.qual && `USING (${swap(p.qual)})`, p.with_check && `WITH CHECK (${swap(p.with_check)})`].filter(Boolean)
-      findings.push({
-        rule: 'uid-not-uuid',
-        severity: 'warning',
-        object,
-        message: 'auth.uid() is compared as text here (cast to text, or beside a column cast to uuid), so the subjects are stored as text and ' +
-          'may not be UUIDs; auth.uid() is NULL for any sub that is not a UUID (user_2abc, auth0|123), and such users match nothing',
-        fix: /auth\.uid\(\)(?: AS \w+)?\)+::text/.test(text)
-          ? `ALTER POLICY ${quoteIdent(p.name)} ON ${p.table} ${parts.join(' ')};`
-          : `ALTER POLICY ${quoteIdent(p.name)} ON ${p.table} USING (<text column> = (select auth.user_id())); -- compare the text subject, without casts`,
-      })
-    }
-  }
-
-  const seqs = await c.query<{ seq: string; tbl: string; col: string; roles: string[] }>(
-    `select s.oid::regclass::text as seq, t.oid::regclass::text as tbl, a.attname as col,
-            array(select r from unnest($1::text[]) r
-                   where pg_catalog.has_table_privilege(r, t.oid, 'INSERT') and not pg_catalog.has_sequence_privilege(r, s.oid, 'USAGE')) as roles
-       from pg_catalog.pg_depend d
-       join pg_catalog.pg_class s on s.oid = d.objid and s.relkind = 'S'
-       join pg_catalog.pg_class t on t.oid = d.refobjid
-       join pg_catalog.pg_namespace n on n.oid = t.relnamespace
-       join pg_catalog.pg_attribute a on a.attrelid = t.oid and a.attnum = d.refobjsubid
-      where d.classid = 'pg_catalog.pg_class'::regclass and d.refclassid = 'pg_catalog.pg_class'::regclass and d.deptype = 'a'
-        and n.nspname not in ${SYSTEM_SCHEMAS} and t.relpersistence <> 't'
-      order by 1`,
-    [roles],
-  )
-  for (const s of seqs.rows) {
-    if (!s.roles.length) continue
-    findings.push({
-      rule: 'sequence-grant',
-      severity: 'error',
-      object: s.seq,
-      message: `${s.roles.join(', ')} may insert into ${s.tbl} but not use the sequence of its serial column ${s.col}: inserts fail with "permission denied for sequence"`,
-      fix: `GRANT USAGE, SELECT ON SEQUENCE ${s.seq} TO ${roleList(s.roles)};`,
-    })
-  }
-
-  const fns = await c.query<{ fn: string; public: boolean; roles: string[] }>(
-    `select p.oid::regprocedure::text as fn,
-            exists (select 1 from pg_catalog.aclexplode(coalesce(p.proacl, pg_catalog.acldefault('f', p.proowner))) x
-                     where x.grantee = 0 and x.privilege_type = 'EXECUTE') as public,
-            array(select r from unnest($1::text[]) r where pg_catalog.has_function_privilege(r, p.oid, 'EXECUTE')) as roles
-       from pg_catalog.pg_proc p join pg_catalog.pg_namespace n on n.oid = p.pronamespace
-      where p.prosecdef and n.nspname not in ${SYSTEM_SCHEMAS} and n.nspname not like 'pg\\_%'
-        and not exists (select 1 from pg_catalog.pg_depend d where d.classid = 'pg_catalog.pg_proc'::regclass and d.objid = p.oid and d.deptype = 'e')
-      order by 1`,
-    [roles],
-  )
-  for (const f of fns.rows) {
-    if (!f.roles.length) continue
-    findings.push({
-      rule: 'security-definer',
-      severity: f.public ? 'error' : 'warning',
-      object: f.fn,
-      message: `${f.roles.join(', ')} can execute SECURITY DEFINER function ${f.fn}${f.public ? ' (through PUBLIC, the default)' : ''}: it runs with its owner's rights, which bypass RLS`,
-      fix: `REVOKE EXECUTE ON FUNCTION ${f.fn} FROM PUBLIC, ${roleList(f.roles)}; -- or, if it need not bypass RLS: ALTER FUNCTION ${f.fn} SECURITY INVOKER;`,
-    })
-  }
-  findings.push(...(await largeObjectFindings(c, roles)))
-  return findings
 }
 
-/** Lints the database named by the owner URL. */
-export async function lintPolicies(ownerUrl: string): Promise<LintReport> {
-  const findings = await withOwner(ownerUrl, async (c) => {
-    // Read-only, and nothing the linter set outlives it.
+/**
+ * Runs every rule on a connection with owner rights. It sets `search_path` (so the fixes come
+ * schema-qualified): run it inside a transaction that is rolled back, as {@link lintPolicies} does.
+ */
+export async function lintConnection(c: pg.ClientBase, options: LintOptions = {}): Promise<LintReport> {
+  const roles = await restrictedRoles(c)
+  await c.query('set local search_path = pg_catalog')
+  const major = Math.floor(Number((await c.query<{ v: string }>(`select pg_catalog.current_setting('server_version_num') as v`)).rows[0]!.v) / 10000)
+  const ctx: LintContext = { c, roles, major, options }
+  const policies = await readPolicies(ctx)
+  const raw = [
+    ...(await tableFindings(ctx, policies)),
+    ...(await policyFindings(ctx, policies)),
+    ...(await functionFindings(ctx)),
+    ...(await largeObjectFindings(c, roles)),
+  ]
+  const order = new Map(LINT_RULES.map((r, i) => [r, i]))
+  raw.sort((a, b) => order.get(a.rule)! - order.get(b.rule)! || (a.object < b.object ? -1 : a.object > b.object ? 1 : 0))
+  const comments = await suppressions(c)
+  const findings: Finding[] = []
+  const suppressed: SuppressedFinding[] = []
+  for (const { anchors, ...f } of raw) {
+    const finding: Finding = { ...f, severity: f.severity ?? RULES[f.rule].severity, category: RULES[f.rule].category }
+    const by = anchors.map((a) => comments.get(`${a.kind}:${a.oid}`)).find((s) => s?.rules.has(f.rule))
+    if (by) suppressed.push({ ...finding, justification: by.text })
+    else findings.push(finding)
+  }
+  const count = (s: Severity) => findings.filter((f) => f.severity === s).length
+  return { findings, suppressed, errors: count('error'), warnings: count('warning'), infos: count('info') }
+}
+
+/** Lints the database named by the owner URL, in a read-only transaction that is rolled back. */
+export async function lintPolicies(ownerUrl: string, options: LintOptions = {}): Promise<LintReport> {
+  return withOwner(ownerUrl, async (c) => {
     await c.query('begin read only')
     try {
-      return await lintWith(c)
+      return await lintConnection(c, options)
     } finally {
       await c.query('rollback').catch(() => {})
     }
   })
-  return {
-    findings,
-    errors: findings.filter((f) => f.severity === 'error').length,
-    warnings: findings.filter((f) => f.severity === 'warning').length,
-  }
+}
+
+export type FailOn = 'error' | 'warn'
+
+/** True when the report should fail a CI step: any error, or with `warn` any error or warning. */
+export function lintFails(report: LintReport, failOn: FailOn = 'error'): boolean {
+  return report.errors > 0 || (failOn === 'warn' && report.warnings > 0)
 }
 
 export function formatLint(report: LintReport): string {
-  if (!report.findings.length) return 'no findings: the policies pass every rule'
+  const tail = `${report.errors} error(s), ${report.warnings} warning(s), ${report.infos} info` +
+    (report.suppressed.length ? `; ${report.suppressed.length} suppressed by pg-authorize:ignore comments` : '')
+  if (!report.findings.length) return `no findings: the policies pass every rule (${tail})`
   const rows = report.findings.map((f) => [f.severity, f.rule, f.object])
   const details = report.findings.map((f, i) => `${i + 1}. [${f.severity}] ${f.rule}: ${f.object}\n   ${f.message}\n   fix: ${f.fix}`)
-  return [alignedTable(['severity', 'rule', 'object'], rows), '', ...details, '', `${report.errors} error(s), ${report.warnings} warning(s)`].join('\n')
+  return [alignedTable(['severity', 'rule', 'object'], rows), '', ...details, '', tail].join('\n')
 }

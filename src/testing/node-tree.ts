@@ -109,3 +109,55 @@ export function findCalls(tree: TreeValue, funcOids: ReadonlySet<string>): { fun
   walk(tree, false)
   return out
 }
+
+/**
+ * Calls `visit` on every node, with the number of subqueries it sits in (a Var belongs to the policy's
+ * own row when its `varlevelsup` equals that depth).
+ */
+export function walkTree(tree: TreeValue, visit: (node: TreeNode, depth: number) => void): void {
+  const walk = (v: TreeValue, depth: number) => {
+    if (isNode(v)) visit(v, depth)
+    for (const c of children(v)) walk(c, isNode(c, 'QUERY') ? depth + 1 : depth)
+  }
+  walk(tree, 0)
+}
+
+/** True when some node under `tree` (itself included) satisfies `test`. */
+export function someNode(tree: TreeValue, test: (node: TreeNode) => boolean): boolean {
+  let found = false
+  walkTree(tree, (n) => {
+    if (!found && test(n)) found = true
+  })
+  return found
+}
+
+/** The list held by a field, `<>` (an empty list) as []. */
+export function listField(node: TreeNode, field: string): TreeValue[] {
+  const v = node.fields[field]
+  return Array.isArray(v) ? v : []
+}
+
+/**
+ * The text of a `text`/`varchar` Const, or undefined for any other node. Its `:constvalue` is the
+ * datum's bytes: a varlena with a 4-byte header (a 1-byte one when the low bit is set), then UTF-8.
+ */
+export function constText(v: TreeValue | undefined): string | undefined {
+  if (!isNode(v, 'CONST') || v.fields.constisnull === 'true' || !['25', '1043'].includes(String(v.fields.consttype))) return undefined
+  const raw = v.fields.constvalue
+  if (!Array.isArray(raw)) return undefined
+  // Tokens: the length, '[', the bytes, ']'.
+  const bytes = Uint8Array.from(raw.slice(raw.indexOf('[') + 1, raw.indexOf(']')).map((x) => Number(x)))
+  const header = (bytes[0]! & 1) === 1 ? 1 : 4
+  return new TextDecoder().decode(bytes.subarray(header))
+}
+
+/** A node with the casts around it removed (CoerceViaIO, RelabelType, and cast function calls). */
+export function stripCasts(v: TreeValue | undefined): TreeValue | undefined {
+  let cur = v
+  for (;;) {
+    if (isNode(cur, 'COERCEVIAIO') || isNode(cur, 'RELABELTYPE')) cur = cur.fields.arg
+    // funcformat 1 and 2: an explicit or an implicit cast written as a function call.
+    else if (isNode(cur, 'FUNCEXPR') && ['1', '2'].includes(String(cur.fields.funcformat)) && listField(cur, 'args').length === 1) cur = listField(cur, 'args')[0]
+    else return cur
+  }
+}

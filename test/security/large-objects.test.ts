@@ -48,16 +48,16 @@ test("no user of a restricted role can create, read or unlink large objects, so 
 
 test('lint reports large-object functions a restricted role can still execute, and setup removes them again', async () => {
   const clean = await lintPolicies(s.ownerUrl)
-  assert.deepEqual(clean.findings.filter((f) => f.rule === 'large-objects'), [])
+  assert.deepEqual(clean.findings.filter((f) => f.rule === 'large_objects_executable'), [])
   // As on a server where setup could not revoke them (the Postgres default).
   const list = LARGE_OBJECT_FUNCTIONS.map((f) => `pg_catalog.${f}`).join(', ')
   await s.owner.query(`grant execute on function ${list} to public`)
   const exposed = await lintPolicies(s.ownerUrl)
-  const found = exposed.findings.filter((f) => f.rule === 'large-objects')
+  const found = exposed.findings.filter((f) => f.rule === 'large_objects_executable')
   assert.deepEqual(found.map((f) => [f.object, f.severity]), [['anonymous', 'error'], ['authenticated', 'error']])
   assert.ok((await s.run('tcp', aliceToken, `select lo_unlink(lo_from_bytea(0, 'x'))`)).ok, 'exposed again')
   await setup(s.ownerUrl)
-  assert.deepEqual((await lintPolicies(s.ownerUrl)).findings.filter((f) => f.rule === 'large-objects'), [])
+  assert.deepEqual((await lintPolicies(s.ownerUrl)).findings.filter((f) => f.rule === 'large_objects_executable'), [])
   const out = await s.run('tcp', aliceToken, `select lo_from_bytea(0, 'x')`)
   assert.ok(!out.ok && out.code === '42501', JSON.stringify(out))
 })

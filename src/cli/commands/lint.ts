@@ -1,23 +1,36 @@
 /**
- * pg-authorize lint --database-url OWNER_URL [--json]
+ * pg-authorize lint --database-url OWNER_URL [--format text|json|sarif] [--fail-on warn|error] [--sample-claims FILE]
  *
- * Reports RLS and grant mistakes, each with its fix; exits 1 when any finding is an error (for CI).
+ * Reports RLS and grant mistakes, each with its fix; exits 1 when a finding reaches --fail-on (for CI).
  */
+import { readFile } from 'node:fs/promises'
+import { createRequire } from 'node:module'
+import path from 'node:path'
 import type { Command } from '../command.js'
+import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, parse } from '../options.js'
-import { formatLint, lintPolicies } from '../../testing/lint.js'
+import { LINT_RULES, formatLint, lintFails, lintPolicies, type FailOn } from '../../testing/lint.js'
+import { toSarif } from '../../testing/lint-sarif.js'
 
-const HELP = `Usage: pg-authorize lint [--database-url OWNER_URL] [--config FILE] [--json]
+const HELP = `Usage: pg-authorize lint [--database-url OWNER_URL] [--config FILE] [--format text|json|sarif] [--fail-on warn|error]
 
-Checks the tables, policies, sequences and functions the restricted roles can reach, and prints each
-finding with its fix. Exits with status 1 when there is an error (warnings alone exit 0).
+Checks the tables, views, policies, sequences, indexes and functions the restricted roles can reach, and
+prints each finding with its fix. Exits with status 1 when there is an error (with --fail-on warn: an
+error or a warning); info findings never fail it.
 
-Rules: rls-disabled (error), rls-no-policy (warning), auth-call-per-row (warning), permissive-true (error),
-uid-not-uuid (warning), sequence-grant (error), security-definer (error via PUBLIC, else warning).
-See docs/testing-policies.md.
+Options:
+  --database-url URL     owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL,
+                         or databaseUrl in the configuration file)
+  --config FILE          the configuration file (default ./pg-authorize.config.json)
+  --format F             text (default), json or sarif (SARIF 2.1.0, for code-scanning UIs)
+  --json                 the same as --format json
+  --fail-on L            error (default) or warn
+  --sample-claims FILE   JSON: the claims of a sample token (an object), or several (an array);
+                         policies reading a claim none of them carries are reported (unknown_claim)
 
-The owner URL comes from --database-url, else $PG_AUTHORIZE_DATABASE_URL or $DATABASE_URL, else
-databaseUrl in the configuration file (--config FILE, default ./pg-authorize.config.json).`
+Suppress a finding where the choice is made: COMMENT ON POLICY|TABLE|VIEW|FUNCTION ... IS
+'pg-authorize:ignore RULE <why>'. Rules: ${LINT_RULES.join(', ')}.
+See docs/testing-policies.md.`
 
 export const lintCommand: Command = {
   name: 'lint',
@@ -26,15 +39,41 @@ export const lintCommand: Command = {
   async run(argv, io) {
     const { values } = parse(argv, {
       ...DATABASE_OPTIONS,
+      format: { type: 'string' },
       json: { type: 'boolean' },
+      'fail-on': { type: 'string' },
+      'sample-claims': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     })
     if (values.help) {
       io.stdout(HELP)
       return 0
     }
-    const report = await lintPolicies(databaseUrl(values, io))
-    io.stdout(values.json ? JSON.stringify(report, null, 2) : formatLint(report))
-    return report.errors > 0 ? 1 : 0
+    const format = values.format ?? (values.json ? 'json' : 'text')
+    if (!['text', 'json', 'sarif'].includes(format)) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--format must be text, json or sarif')
+    const failOn = (values['fail-on'] ?? 'error') as FailOn
+    if (failOn !== 'error' && failOn !== 'warn') throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--fail-on must be warn or error')
+    const sampleClaims = values['sample-claims'] === undefined ? undefined : await readSampleClaims(path.resolve(io.cwd, values['sample-claims']))
+    const report = await lintPolicies(databaseUrl(values, io), sampleClaims ? { sampleClaims } : {})
+    if (format === 'json') io.stdout(JSON.stringify(report, null, 2))
+    else if (format === 'sarif') {
+      const { version } = createRequire(import.meta.url)('../../../package.json') as { version: string }
+      io.stdout(JSON.stringify(toSarif(report, { version }), null, 2))
+    } else io.stdout(formatLint(report))
+    return lintFails(report, failOn) ? 1 : 0
   },
+}
+
+async function readSampleClaims(file: string): Promise<Record<string, unknown>[]> {
+  let json: unknown
+  try {
+    json = JSON.parse(await readFile(file, 'utf8'))
+  } catch (err) {
+    throw new PgAuthorizeError('ERR_INVALID_CLAIMS', `cannot read --sample-claims ${path.basename(file)} as JSON`, { cause: err })
+  }
+  const sets = Array.isArray(json) ? json : [json]
+  if (!sets.length || !sets.every((s) => typeof s === 'object' && s !== null && !Array.isArray(s))) {
+    throw new PgAuthorizeError('ERR_INVALID_CLAIMS', '--sample-claims must hold a claims object or an array of them')
+  }
+  return sets as Record<string, unknown>[]
 }
