@@ -108,7 +108,9 @@ function bash(script: string, env: NodeJS.ProcessEnv = {}, input = ''): Promise<
 /** A long-running block (jwks serve, serve): resolves once its output matches `ready`. */
 function background(script: string, ready: RegExp, env: NodeJS.ProcessEnv = {}): Promise<void> {
   return new Promise((resolve, reject) => {
-    const child = spawn('bash', ['-c', prelude + 'exec ' + script.trim().replace(/\s+#.*$/gm, '')], {
+    // `exec` runs programs, not shell functions: the CLI is named directly, so the signal reaches it.
+    const command = script.trim().replace(/\s+#.*$/gm, '').replace(/^npx pg-authorize\b/, `node --import ${JSON.stringify(tsx)} ${JSON.stringify(entry)}`)
+    const child = spawn('bash', ['-c', prelude + 'exec ' + command], {
       cwd: work,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
