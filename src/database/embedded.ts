@@ -126,7 +126,10 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
       watchdog = startWatchdog(pid, dataDir, uid !== undefined && gid !== undefined ? { uid, gid } : {})
     }
   } catch (err) {
-    await pg.stop().catch(() => {})
+    // Started, then something after failed: stop it. (Not when it exited: stop() would wait forever for
+    // an 'exit' already emitted.)
+    const child = (pg as unknown as { process?: ChildProcess }).process
+    if (child && child.exitCode === null && child.signalCode === null) await pg.stop().catch(() => {})
     const why = recent.filter((l) => /FATAL|ERROR|PANIC|could not|failed/i.test(l)).slice(-2).join('; ')
     throw new PgAuthorizeError('ERR_DB_CONNECT', `could not start the embedded Postgres in ${dataDir}${why ? `: ${why}` : ''}`, { cause: err })
   }

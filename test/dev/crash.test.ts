@@ -146,6 +146,16 @@ test('dev twice at once on one folder: the second refuses clearly, the first kee
   assert.equal(await first.stop('SIGINT'), 0)
 })
 
+test('two dev started at the same instant on one folder: exactly one serves, the other refuses', { skip }, async () => {
+  const starts = await Promise.allSettled([startDev(), startDev()])
+  const served = starts.filter((s) => s.status === 'fulfilled')
+  const refused = starts.filter((s): s is PromiseRejectedResult => s.status === 'rejected')
+  assert.equal(served.length, 1, 'one dev serves')
+  assert.equal(refused.length, 1, 'the other does not')
+  assert.match(String(refused[0]!.reason), /already running on .*\(pid \d+, ports: /)
+  assert.deepEqual(postmastersOf(dataDir), [postmasterPid()], 'one postmaster')
+})
+
 test('a stale postmaster.pid (a dead PID) is cleared and dev starts', { skip }, async () => {
   // A PID that was, and is no more.
   const gone = spawn('true')
