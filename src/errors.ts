@@ -41,6 +41,7 @@ export type ErrorCode =
   | 'ERR_ROLE_NOT_ALLOWED'
   // database
   | 'ERR_DB_CONNECT'
+  | 'ERR_ALREADY_RUNNING'
   | 'ERR_DB_NOT_OWNER'
   | 'ERR_DB_NOT_SET_UP'
   | 'ERR_DB_NOT_SERVED'
@@ -116,6 +117,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_NO_PROVIDERS: auth,
   ERR_ROLE_NOT_ALLOWED: auth,
   ERR_DB_CONNECT: { status: 503, sqlstate: '08006', exitCode: 1 },
+  // Another process owns the folder (a running `dev`): 55006 object_in_use.
+  ERR_ALREADY_RUNNING: { status: 409, sqlstate: '55006', exitCode: 1 },
   ERR_DB_NOT_OWNER: { status: 500, sqlstate: '42501', exitCode: 1 },
   ERR_DB_NOT_SET_UP: { status: 500, sqlstate: '55000', exitCode: 1 },
   // The same answer whether the database exists or not: it tells a client nothing about the server.

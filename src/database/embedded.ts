@@ -7,6 +7,7 @@
  *
  * @module
  */
+import { spawn, type ChildProcess } from 'node:child_process'
 import { existsSync } from 'node:fs'
 import { chown, mkdtemp, rm } from 'node:fs/promises'
 import { createServer } from 'node:net'
@@ -29,6 +30,11 @@ export interface EmbeddedOptions {
   onLog?: (line: string) => void
   /** Extra `postgres` flags such as `['-c', 'max_connections=300']`. */
   postgresFlags?: string[]
+  /**
+   * Stop Postgres when this process dies, even by SIGKILL (see {@link startWatchdog}). Default false:
+   * the test helpers stop their servers themselves; `dev` turns it on.
+   */
+  watchdog?: boolean
 }
 
 export interface EmbeddedPostgresHandle {
@@ -38,6 +44,8 @@ export interface EmbeddedPostgresHandle {
   readonly dataDir: string
   /** Connection string for another database on the same server. */
   urlFor(database: string): string
+  /** The postmaster's PID. */
+  readonly pid: number | undefined
   stop(): Promise<void>
 }
 
@@ -107,10 +115,21 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     onLog: log,
     onError: (e: unknown) => log(`[error] ${e instanceof Error ? e.message : String(e)}`),
   })
+  let watchdog: ChildProcess | undefined
+  let pid: number | undefined
   try {
     if (!initialised) await initialiseInPrivateTmpdir(pg)
     await pg.start()
+    pid = (pg as unknown as { process?: ChildProcess }).process?.pid
+    if (options.watchdog && pid) {
+      const { uid, gid } = await (pg as unknown as Initialisable).getUidAndGid()
+      watchdog = startWatchdog(pid, dataDir, uid !== undefined && gid !== undefined ? { uid, gid } : {})
+    }
   } catch (err) {
+    // Started, then something after failed: stop it. (Not when it exited: stop() would wait forever for
+    // an 'exit' already emitted.)
+    const child = (pg as unknown as { process?: ChildProcess }).process
+    if (child && child.exitCode === null && child.signalCode === null) await pg.stop().catch(() => {})
     const why = recent.filter((l) => /FATAL|ERROR|PANIC|could not|failed/i.test(l)).slice(-2).join('; ')
     throw new PgAuthorizeError('ERR_DB_CONNECT', `could not start the embedded Postgres in ${dataDir}${why ? `: ${why}` : ''}`, { cause: err })
   }
@@ -121,8 +140,11 @@ export async function startEmbeddedPostgres(options: EmbeddedOptions): Promise<E
     port,
     dataDir,
     urlFor,
+    pid,
     async stop() {
       await pg.stop()
+      // Postgres is down and its postmaster.pid gone: the watchdog has nothing left to stop.
+      watchdog?.stdin?.end('stop\n')
       if (options.ephemeral) await rm(dataDir, { recursive: true, force: true })
     },
   }
@@ -168,4 +190,41 @@ async function initialiseInPrivateTmpdir(instance: unknown): Promise<void> {
   const turn = initdbTurn.then(run, run)
   initdbTurn = turn.catch(() => undefined)
   await turn
+}
+
+/**
+ * The watchdog: a `sh` (a few hundred KB, no Node) in the postmaster's process group, reading a pipe
+ * whose write end only this process holds. The kernel closes that end however this process dies,
+ * SIGKILL included; the watchdog then reads end-of-file and stops the postmaster with SIGINT (the fast
+ * shutdown of `pg_ctl stop -m fast`), and SIGQUIT (immediate) if it is still up 10 s later.
+ *
+ * It signals only when the folder's `postmaster.pid` still names that PID, so a PID reused after
+ * Postgres exited on its own is never hit; as root it runs as the `postgres` user, so it can signal
+ * nothing else. It ignores SIGHUP, SIGINT and SIGTERM: a closed terminal or a Ctrl-C to the group must
+ * not kill it before it did its job (Ctrl-C reaches Postgres directly anyway). A clean stop writes
+ * `stop` to the pipe after Postgres has exited, and the watchdog leaves quietly.
+ */
+function startWatchdog(pid: number, dataDir: string, ids: { uid?: number; gid?: number }): ChildProcess {
+  const script = [
+    `trap '' HUP INT TERM`,
+    `while IFS= read -r line; do [ "$line" = stop ] && exit 0; done`,
+    `IFS= read -r first < "$2/postmaster.pid" 2>/dev/null || exit 0`,
+    `[ "$first" = "$1" ] || exit 0`,
+    `kill -INT "$1" 2>/dev/null || exit 0`,
+    `i=0`,
+    `while kill -0 "$1" 2>/dev/null; do`,
+    `  i=$((i+1)); [ "$i" -ge 100 ] && { kill -QUIT "$1" 2>/dev/null; exit 0; }`,
+    `  sleep 0.1`,
+    `done`,
+  ].join('\n')
+  const child = spawn('/bin/sh', ['-c', script, 'pg-authorize-watchdog', String(pid), dataDir], {
+    stdio: ['pipe', 'ignore', 'ignore'],
+    ...ids,
+  })
+  child.on('error', () => {})
+  child.stdin?.on('error', () => {})
+  // Neither the watchdog nor its pipe keeps this process alive.
+  child.unref()
+  ;(child.stdin as unknown as { unref?: () => void } | null)?.unref?.()
+  return child
 }

@@ -8,13 +8,22 @@
  * 5. the gateway: SQL over HTTP, the wire protocol and WebSocket;
  * 6. a ready token for each demo user.
  *
- * A second run reuses the data, the keys and the ports.
+ * A second run reuses the data, the keys, the ports and the console admin token.
+ *
+ * After a crash: a `dev` still running on the folder is refused (`dev.lock`, see lock.ts); an orphaned
+ * Postgres left by a dead one is stopped and a stale `postmaster.pid` removed (postmaster-lock.ts). A
+ * watchdog stops this run's Postgres if this process dies, even by SIGKILL (embedded.ts).
  *
  * @module
  */
+import { chmod, readFile, writeFile } from 'node:fs/promises'
 import path from 'node:path'
 import pg from 'pg'
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../database/embedded.js'
+import { clearPostmasterLock } from '../database/postmaster-lock.js'
+import { ensureDir } from '../lib/fs.js'
+import { newAdminToken } from '../console/index.js'
+import { acquireDevLock } from './lock.js'
 import { setup } from '../database/setup.js'
 import { addProvider, withOwner } from '../database/providers.js'
 import { ensureKeys } from '../keys/keydir.js'
@@ -75,6 +84,20 @@ export interface DevStack {
 
 const ident = (s: string) => pg.escapeIdentifier(s)
 
+/**
+ * The console admin token, kept in `console-admin-token` (0600) so a restart of `dev` does not log the
+ * browser out. Printed only in the banner, as before.
+ */
+async function consoleToken(dir: string): Promise<string> {
+  const file = path.join(dir, 'console-admin-token')
+  const kept = await readFile(file, 'utf8').then((s) => s.trim(), () => '')
+  if (kept.length >= 16) return kept
+  const token = newAdminToken()
+  await writeFile(file, token + '\n', { mode: 0o600 })
+  await chmod(file, 0o600)
+  return token
+}
+
 /** Starts the stack; see the module comment. */
 export async function startDev(options: DevOptions = {}): Promise<DevStack> {
   const dir = path.resolve(options.dir ?? '.pg-authorize')
@@ -86,10 +109,23 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     for (const stop of stops.reverse()) await stop().catch(() => {})
     stops.length = 0
   }
+  const dataDir = path.join(dir, 'postgres', 'data')
+  await ensureDir(dir)
+  const lock = await acquireDevLock(dir, {
+    gateway: options.port ?? 4444,
+    wire: options.pgPort ?? 5433,
+    jwks: options.jwksPort ?? 8787,
+    postgres: options.postgresPort ?? 55432,
+  })
+  stops.push(() => lock.release())
   try {
+    // No other dev holds the folder now: a live postmaster in it is an orphan of a dead one.
+    const cleared = await clearPostmasterLock(dataDir)
+    if (cleared.action !== 'none') log(cleared.message)
     const postgres = await startEmbeddedPostgres({
-      dataDir: path.join(dir, 'postgres', 'data'),
+      dataDir,
       port: options.postgresPort ?? 55432,
+      watchdog: true,
     })
     stops.push(() => postgres.stop())
     // fsync=off (see embedded.ts): fast, and fine for a development copy, but a crash of the machine can lose it.
@@ -116,9 +152,10 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       pgPort: options.pgPort ?? 5433,
       host,
       allowAnonymous: options.allowAnonymous ?? false,
-      console: options.console ?? {},
+      console: options.console === false ? false : { adminToken: options.console?.adminToken ?? (await consoleToken(dir)) },
     })
     stops.push(() => gateway.close())
+    await lock.update({ gateway: gateway.port, wire: gateway.pgPort ?? 0, jwks: Number(new URL(jwks.url).port), postgres: postgres.port })
 
     const tokens: DevToken[] = []
     if (options.demo !== false) {

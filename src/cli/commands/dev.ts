@@ -3,7 +3,7 @@
  *                  [--postgres-port 55432] [--database neondb] [--no-demo] [--allow-anonymous]
  *
  * The whole stack locally, offline, in one command (also `npm start`). Ctrl-C stops everything; a second
- * run reuses the data.
+ * run reuses the data. A second `dev` on the same folder is refused (ERR_ALREADY_RUNNING, exit 1).
  */
 import type { Command } from '../command.js'
 import { int, listenFailure, parse } from '../options.js'
@@ -14,6 +14,8 @@ const HELP = `Usage: pg-authorize dev [options]
 
 Runs the whole journey locally: an embedded Postgres, signing keys and their JWKS, setup, the guide's
 demo (two tenants, two users, crudPolicy policies) and the gateway, then prints tokens and snippets.
+One dev per state folder: a second is refused. If dev dies, even by SIGKILL, its Postgres stops with
+it; an orphaned Postgres or a stale postmaster.pid left in the folder is cleared on the next start.
 
 Options:
   --dir DIR             state folder (default .pg-authorize)
