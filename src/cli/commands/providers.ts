@@ -3,6 +3,7 @@
  *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace]
  * pg-authorize providers list [--json]
  * pg-authorize providers remove NAME
+ * pg-authorize providers refresh [NAME]
  * (each with --database-url OWNER_URL or DATABASE_URL)
  *
  * Providers live in the database, so every gateway serving it shares them and picks up changes live.
@@ -11,13 +12,15 @@ import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, list, parse } from '../options.js'
 import { alignedTable } from '../../testing/format.js'
-import { addProvider, listProviders, removeProvider, withOwner } from '../../database/providers.js'
+import { addProvider, listProviders, removeProvider, touchProviders, withOwner } from '../../database/providers.js'
 
 const HELP = `Usage:
   pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
                              [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace]
   pg-authorize providers list [--json]
   pg-authorize providers remove NAME
+  pg-authorize providers refresh [NAME]   every running gateway refetches the JWKS of NAME (default: all)
+                                          now, not when its cached keys expire (--jwks-max-age, 10 min)
 Each takes --database-url OWNER_URL (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
 and --config FILE (default ./pg-authorize.config.json if present).`
 
@@ -25,7 +28,7 @@ export const providersCommand: Command = {
   name: 'providers',
   summary: 'add, list or remove the JWT providers (JWKS URLs) of a database',
   help: HELP,
-  subcommands: ['add', 'list', 'remove'],
+  subcommands: ['add', 'list', 'remove', 'refresh'],
   async run(argv, io) {
     const [sub, ...rest] = argv
     if (!sub || sub === '--help' || sub === '-h') {
@@ -85,6 +88,18 @@ export const providersCommand: Command = {
       io.stdout(`removed provider '${positionals[0]}'`)
       return 0
     }
-    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `unknown subcommand 'providers ${sub}' (add, list, remove)`)
+    if (sub === 'refresh') {
+      const { values, positionals } = parse(rest, { ...DATABASE_OPTIONS }, true)
+      if (positionals.length > 1) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'usage: pg-authorize providers refresh [NAME]')
+      // The row's change notification reaches every gateway; each then refetches (see database/watch.ts).
+      const names = await withOwner(databaseUrl(values, io), (c) => touchProviders(c, positionals[0]))
+      io.stdout(
+        names.length
+          ? `asked every gateway serving this database to refetch the JWKS of ${names.map((n) => `'${n}'`).join(', ')}`
+          : 'no providers; add one with: pg-authorize providers add --jwks-url URL',
+      )
+      return 0
+    }
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `unknown subcommand 'providers ${sub}' (add, list, remove, refresh)`)
   },
 }
