@@ -79,3 +79,23 @@ test('providers refresh NAME refuses an unknown provider', async () => {
   assert.equal(r.code, 1)
   assert.match(r.stderr, /no provider named 'nope'/)
 })
+
+test('providers add warns when the JWKS URL does not answer, and --json says the same', async () => {
+  const bad = await runCli(['providers', 'add', '--jwks-url', 'http://127.0.0.1:1/.well-known/jwks.json', '--name', 'down', '--database-url', db.url], { env: clean })
+  assert.equal(bad.code, 0, bad.stderr) // stored anyway: the issuer may simply not be up yet
+  assert.match(bad.stdout, /added provider 'down'/)
+  assert.match(bad.stderr, /warning: .*'down'.*JWKS/)
+  const json = await runCli(['providers', 'add', '--jwks-url', 'http://127.0.0.1:1/.well-known/jwks.json', '--name', 'down2', '--json', '--database-url', db.url], { env: clean })
+  assert.equal(json.code, 0, json.stderr)
+  const out = JSON.parse(json.stdout) as { name: string; keys: unknown[]; keysError?: { code: string; message: string } }
+  assert.equal(out.name, 'down2')
+  assert.deepEqual(out.keys, [])
+  assert.equal(out.keysError?.code, 'ERR_JWKS_FETCH_FAILED')
+  // A JWKS that answers: its keys, no warning.
+  const good = await runCli(['providers', 'add', '--jwks-url', jwks.url, '--name', 'up', '--json', '--database-url', db.url], { env: clean })
+  assert.equal(good.code, 0, good.stderr)
+  assert.doesNotMatch(good.stderr, /warning/)
+  const up = JSON.parse(good.stdout) as { keys: { kid: string }[]; keysError?: unknown }
+  assert.ok(up.keys.length >= 1)
+  assert.equal(up.keysError, undefined)
+})

@@ -1,6 +1,6 @@
 /**
  * pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
- *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace]
+ *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace] [--json]
  * pg-authorize providers list [--json]
  * pg-authorize providers remove NAME
  * pg-authorize providers refresh [NAME]
@@ -12,11 +12,13 @@ import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, list, parse } from '../options.js'
 import { alignedTable } from '../../testing/format.js'
+import { probeKeys } from '../../console/providers.js'
 import { addProvider, listProviders, removeProvider, touchProviders, withOwner } from '../../database/providers.js'
 
 const HELP = `Usage:
   pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
-                             [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace]
+                             [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace] [--json]
+                             (fetches the JWKS once and warns if it gives no usable key)
   pg-authorize providers list [--json]
   pg-authorize providers remove NAME
   pg-authorize providers refresh [NAME]   every running gateway refetches the JWKS of NAME (default: all)
@@ -63,7 +65,12 @@ export const providersCommand: Command = {
           { replace: values.replace ?? false },
         ),
       )
-      io.stdout(values.json ? JSON.stringify(p, null, 2) : `added provider '${p.name}' (${p.jwksUrl}); roles: ${p.roles.join(', ')}; algorithms: ${p.algorithms.join(', ')}`)
+      // Stored either way (the issuer may not be up yet), but say so now rather than at the first token.
+      const probed = await probeKeys(p)
+      io.stdout(values.json ? JSON.stringify({ ...p, ...probed }, null, 2) : `added provider '${p.name}' (${p.jwksUrl}); roles: ${p.roles.join(', ')}; algorithms: ${p.algorithms.join(', ')}`)
+      if (probed.keysError) {
+        io.stderr(`warning: provider '${p.name}' was added, but its JWKS gives no usable key: ${probed.keysError.message}; tokens it signs are refused until it does`)
+      }
       return 0
     }
     if (sub === 'list') {
