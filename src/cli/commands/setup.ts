@@ -25,7 +25,8 @@ anonymous (logging in with a secret password only the gateway reads), and Neon's
 Options:
   --database-url URL   owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
   --config FILE        configuration file (default ./pg-authorize.config.json if present)
-  --schema NAME        grant tables in this schema (repeatable; default public)
+  --schema NAME        grant tables in this schema instead of public (repeatable; name public too
+                       to keep it: --schema app --schema public). Grants made by an earlier setup stay
   --role NAME          also set up this custom restricted role (repeatable)
   --no-grants          do not grant table privileges
   --statement-timeout D
