@@ -122,7 +122,8 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_DB_NOT_OWNER: { status: 500, sqlstate: '42501', exitCode: 1 },
   ERR_DB_NOT_SET_UP: { status: 500, sqlstate: '55000', exitCode: 1 },
   // The same answer whether the database exists or not: it tells a client nothing about the server.
-  ERR_DB_NOT_SERVED: { status: 404, sqlstate: '3D000', exitCode: 1 },
+  // 400, not 404: Neon's driver reads the SQLSTATE only from a 400 body (NeonDbError.code is undefined else).
+  ERR_DB_NOT_SERVED: { status: 400, sqlstate: '3D000', exitCode: 1 },
   ERR_DB_UNSUPPORTED_VERSION: { status: 500, sqlstate: '0A000', exitCode: 1 },
   ERR_PROVIDER_EXISTS: { status: 409, sqlstate: '42710', exitCode: 1 },
   ERR_PROVIDER_NOT_FOUND: { status: 404, sqlstate: '42704', exitCode: 1 },

@@ -143,6 +143,22 @@ export function loadDatabaseUrl(input: LoadInput = {}): { url: string; source: S
   return { url: value as string, source, file }
 }
 
+/**
+ * Some settings by the same precedence as `serve` (environment, file, default; `flags` as `serve`'s own
+ * flag names), for commands that must agree with the gateway on them without needing all of it.
+ */
+export function loadSettings<K extends keyof GatewayConfig>(keys: readonly K[], input: LoadInput = {}): Pick<GatewayConfig, K> & { sources: Record<K, Source> } {
+  const { file, data } = configFile(input)
+  const out: Record<string, unknown> = {}
+  const sources: Record<string, Source> = {}
+  for (const key of keys) {
+    const { value, source } = resolve(SETTINGS.find((s) => s.key === key)!, input, file, data)
+    out[key] = value
+    sources[key] = source
+  }
+  return { ...(out as Pick<GatewayConfig, K>), sources: sources as Record<K, Source> }
+}
+
 /** Resolves every setting by precedence; throws ERR_INVALID_CONFIG naming the bad key. */
 export function loadConfig(input: LoadInput = {}): LoadedConfig {
   const { file, data: fileData } = configFile(input)

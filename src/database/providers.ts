@@ -170,6 +170,32 @@ export async function removeProvider(client: pg.ClientBase, name: string): Promi
   if (r.rowCount === 0) throw new PgAuthorizeError('ERR_PROVIDER_NOT_FOUND', `no provider named '${name}'`)
 }
 
+/**
+ * When each provider's row last changed, by name. A gateway's watch compares these to tell a provider that
+ * was only touched by {@link touchProviders} (same config, newer `updated_at`) from one that did not change.
+ */
+export async function providerVersions(client: pg.ClientBase): Promise<Map<string, string>> {
+  const r = await client.query<{ name: string; v: string }>('select name, updated_at::text as v from pgauthorize.providers')
+  return new Map(r.rows.map((x) => [x.name, x.v]))
+}
+
+/**
+ * Asks every gateway serving the database to refetch the JWKS of one provider (or all): bumps `updated_at`,
+ * so the row's trigger notifies them, and their watch refreshes the providers it sees touched. Returns the
+ * names touched.
+ */
+export async function touchProviders(client: pg.ClientBase, name?: string): Promise<string[]> {
+  await restrictedRoles(client)
+  // clock_timestamp(), not now(): two refreshes in one transaction still differ.
+  const r = await client.query<{ name: string }>(
+    `update pgauthorize.providers set updated_at = clock_timestamp()
+     where $1::text is null or name = $1 returning name`,
+    [name ?? null],
+  )
+  if (name !== undefined && r.rowCount === 0) throw new PgAuthorizeError('ERR_PROVIDER_NOT_FOUND', `no provider named '${name}'`)
+  return r.rows.map((x) => x.name).sort()
+}
+
 export interface ProviderWatch {
   /** The providers as last loaded. */
   current(): StoredProvider[]

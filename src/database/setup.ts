@@ -27,7 +27,10 @@ import { restrictLargeObjects, unrestrictLargeObjects } from './large-objects.js
 export const DEFAULT_ROLES = ['authenticated', 'anonymous'] as const
 
 export interface SetupOptions {
-  /** Schemas whose tables the restricted roles are granted. Default `['public']`. */
+  /**
+   * Schemas whose tables the restricted roles are granted. Default `['public']`; a list replaces it, so a
+   * private `public` is never granted implicitly.
+   */
   schemas?: string[]
   /** Grant table and sequence privileges in those schemas. Default true. */
   grants?: boolean

@@ -13,7 +13,7 @@
 import type pg from 'pg'
 import { coalesce } from '../lib/coalesce.js'
 import { connectOwner } from './connect.js'
-import { listProviders, type StoredProvider } from './providers.js'
+import { listProviders, providerVersions, type StoredProvider } from './providers.js'
 import { KEYS_CHANNEL } from './session.js'
 
 export const PROVIDERS_CHANNEL = 'pg_authorize_providers'
@@ -21,6 +21,11 @@ export const PROVIDERS_CHANNEL = 'pg_authorize_providers'
 export interface WatchHandlers {
   /** The providers, whenever they differ from the last ones delivered. */
   providers(providers: StoredProvider[]): void
+  /**
+   * Providers whose row was touched (a newer `updated_at`, the same config: `providers refresh`): refetch
+   * their keys. Not called for new or changed providers, whose keys start afresh anyway.
+   */
+  refresh?(names: string[]): void
   /** Re-reads the sealing key on `owner` (the watch's own connection). */
   keys?(owner: pg.ClientBase): Promise<void>
   onError?(err: unknown): void
@@ -49,6 +54,8 @@ export async function watchDatabase(ownerUrl: string, handlers: WatchHandlers, o
   let conn: pg.Client | undefined
   let providers: StoredProvider[] = []
   let fingerprint = ''
+  // Per provider: its config as JSON and its row's updated_at, to see which were only touched.
+  let seen = new Map<string, { json: string; version: string | undefined }>()
   let retryMs = options.retryMs ?? 500
   const onError = handlers.onError ?? (() => {})
 
@@ -87,12 +94,20 @@ export async function watchDatabase(ownerUrl: string, handlers: WatchHandlers, o
     }
     const c = conn
     const next = await listProviders(c)
+    const versions = await providerVersions(c)
     const fp = JSON.stringify(next)
     providers = next
     if (fp !== fingerprint) {
       fingerprint = fp
       handlers.providers(next)
     }
+    const now = new Map(next.map((p) => [p.name, { json: JSON.stringify(p), version: versions.get(p.name) }]))
+    const touched = [...now].filter(([name, p]) => {
+      const before = seen.get(name)
+      return before !== undefined && before.json === p.json && before.version !== p.version
+    })
+    seen = now
+    if (touched.length) handlers.refresh?.(touched.map(([name]) => name))
     await handlers.keys?.(c)
     retryMs = options.retryMs ?? 500
   })

@@ -166,6 +166,10 @@ export class Databases {
         ctx.ownerUrl,
         {
           providers: (stored) => verifier.setProviders([...extra, ...(stored as ProviderConfig[])]),
+          // `providers refresh`: not awaited, so a slow JWKS never holds up the watch's reloads.
+          refresh: (names) => {
+            for (const n of names) verifier.refresh(n).catch((err) => this.#opts.onError?.(err))
+          },
           keys: async (owner) => {
             if (await ctx.reloadKey(owner)) this.#opts.onKeyRotated?.(ctx.database, ctx.sessionKey.generation)
           },

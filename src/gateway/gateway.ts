@@ -215,6 +215,16 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       }
       return metricsResponse()
     }
+    if (path === '/metrics') {
+      // A bare "not found" here sends operators looking for a bug; say how metrics are turned on.
+      const err = new PgAuthorizeError(
+        'ERR_NOT_FOUND',
+        options.metrics?.port !== undefined
+          ? '/metrics is served on its own listener (--metrics-port), not on this port; add --metrics-token to serve it here too'
+          : '/metrics is off: start serve with --metrics-token <token> (here, behind a bearer token) or --metrics-port <port> (a separate listener)',
+      )
+      return Response.json({ message: err.message, code: err.sqlstate }, { status: err.status })
+    }
     return undefined
   }
   let draining = false

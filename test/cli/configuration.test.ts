@@ -76,3 +76,28 @@ test('the precedence is the same as serve: flag, then environment, then file', a
   assert.equal(none.code, 2)
   assert.match(none.stderr, /--database-url, PG_AUTHORIZE_DATABASE_URL, DATABASE_URL or databaseUrl in the configuration file/)
 })
+
+test('setup prints the ports the gateway uses: its flags, then serve\'s environment and file', async () => {
+  const sub = await mkdtemp(path.join(dir, 'ports-'))
+  const strings = async (args: string[], env: Record<string, string>) => {
+    const r = await runCli(['setup', '--json', ...args], { env: { ...clean, PG_AUTHORIZE_DATABASE_URL: db.url, ...env }, cwd: sub })
+    assert.equal(r.code, 0, r.stderr)
+    const s = (JSON.parse(r.stdout) as { connectionStrings: { authenticated: string; sqlEndpoint: string } }).connectionStrings
+    return `${s.authenticated} ${s.sqlEndpoint}`
+  }
+  const db_ = encodeURIComponent(db.database)
+  assert.equal(await strings([], {}), `postgresql://authenticated@localhost:5433/${db_} http://localhost:4444/sql`)
+  await writeFile(path.join(sub, 'pg-authorize.config.json'), JSON.stringify({ port: 8080, pgPort: 6000 }))
+  assert.equal(await strings([], {}), `postgresql://authenticated@localhost:6000/${db_} http://localhost:8080/sql`)
+  // The environment beats the file, as for serve; a wildcard bind address is not a host to connect to.
+  assert.equal(
+    await strings([], { PG_AUTHORIZE_PORT: '4555', PG_AUTHORIZE_PG_PORT: '6543', PG_AUTHORIZE_HOST: '0.0.0.0' }),
+    `postgresql://authenticated@localhost:6543/${db_} http://localhost:4555/sql`,
+  )
+  assert.equal(await strings([], { PG_AUTHORIZE_HOST: '10.1.2.3' }), `postgresql://authenticated@10.1.2.3:6000/${db_} http://10.1.2.3:8080/sql`)
+  // setup's own flags beat everything.
+  assert.equal(
+    await strings(['--gateway-host', 'gw.example.com', '--pg-port', '7000', '--http-port', '7001'], { PG_AUTHORIZE_PORT: '4555' }),
+    `postgresql://authenticated@gw.example.com:7000/${db_} http://gw.example.com:7001/sql`,
+  )
+})

@@ -9,6 +9,7 @@ import { loadDemo } from '../../src/dev/demo.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 import { openDatabaseContext, roleClient, sqlstate } from '../helpers/roles.js'
 import { runCli } from '../helpers/cli.js'
+import { setupCommand } from '../../src/cli/commands/setup.js'
 
 let db: TestDatabase
 before(async () => {
@@ -102,6 +103,8 @@ test('setup needs no extension: pgcrypto is not installed and not needed', async
 test('setup with --schema, --role and --no-grants', async () => {
   const url = await freshDatabase('setup_options')
   await owner(url, (c) => c.query(`create schema app; create table app.items (id int); create table public.other (id int)`))
+  // --schema replaces public (a user who keeps public private must not find it granted), as the help says.
+  assert.match(setupCommand.help, /--schema NAME +grant tables in this schema instead of public/)
   const r = await setup(url, { schemas: ['app'], roles: ['support_agent'] })
   assert.ok(r.roles.includes('support_agent'))
   const ctx = await openDatabaseContext(url)
@@ -111,6 +114,15 @@ test('setup with --schema, --role and --no-grants', async () => {
     assert.equal(await sqlstate(() => c.query('select * from public.other')), '42501')
   } finally {
     await c.end()
+  }
+  // Naming public as well grants both.
+  await setup(url, { schemas: ['app', 'public'], roles: ['support_agent'] })
+  const c1 = await roleClient(ctx, 'support_agent')
+  try {
+    assert.equal(await sqlstate(() => c1.query('select * from app.items')), 'no error')
+    assert.equal(await sqlstate(() => c1.query('select * from public.other')), 'no error')
+  } finally {
+    await c1.end()
   }
   const url2 = await freshDatabase('setup_nogrants')
   await owner(url2, (c) => c.query(`create table t (id int)`))

@@ -128,7 +128,13 @@ test('/metrics on a separate port, /health and /ready', async () => {
   try {
     assert.ok(gw.metricsUrl)
     parseProm(await (await fetch(gw.metricsUrl!)).text())
-    assert.equal((await fetch(`${gw.url}/metrics`)).status, 404) // not on the public port without a token
+    // Not on the public port without a token, and the 404 says where it is.
+    const off = await fetch(`${gw.url}/metrics`)
+    assert.equal(off.status, 404)
+    const offBody = (await off.json()) as { code: string; message: string }
+    assert.equal(offBody.code, '42704')
+    assert.match(offBody.message, /--metrics-port/)
+    assert.match(offBody.message, /--metrics-token/)
     assert.equal((await fetch(`${gw.url}/health`)).status, 200)
     const ready = await fetch(`${gw.url}/ready`)
     assert.equal(ready.status, 200)
@@ -142,6 +148,10 @@ test('/metrics on a separate port, /health and /ready', async () => {
     await setup(other.url)
     const gw2 = await startGateway({ databaseUrl: other.url, port: 0, pgPort: false })
     try {
+      // Metrics are off altogether: the 404 says how to turn them on.
+      const off2 = await fetch(`${gw2.url}/metrics`)
+      assert.equal(off2.status, 404)
+      assert.match(((await off2.json()) as { message: string }).message, /off.*--metrics-token.*--metrics-port/s)
       const r = await fetch(`${gw2.url}/ready`)
       assert.equal(r.status, 503)
       assert.equal(((await r.json()) as { providers: boolean }).providers, false)

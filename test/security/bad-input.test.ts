@@ -58,7 +58,7 @@ const CASES: Array<{ name: string; body?: BodyInit; headers?: Record<string, str
   { name: 'the owner role', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('postgres'), status: 400, code: '28000' },
   { name: 'a predefined role (pg_read_server_files)', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('pg_read_server_files'), status: 400, code: '28000' },
   { name: 'the owner role with a password in the URL', body: JSON.stringify({ query: INSERT, params: [] }), headers: { 'Neon-Connection-String': `postgresql://postgres:guess@h/${DATABASE}` }, status: 400, code: '28000' },
-  { name: 'a database the gateway does not serve', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('authenticated', 'postgres'), status: 404, code: '3D000' },
+  { name: 'a database the gateway does not serve', body: JSON.stringify({ query: INSERT, params: [] }), headers: conn('authenticated', 'postgres'), status: 400, code: '3D000' },
   { name: 'two statements in one query', body: JSON.stringify({ query: `select 1; ${INSERT}`, params: [] }), status: 400 },
 ]
 
@@ -111,6 +111,21 @@ test('a password in Neon-Connection-String is ignored: the JWT is the credential
   neonConfig.fetchEndpoint = `${s.gateway.url}/sql`
   const sql = neon(`postgresql://authenticated:${encodeURIComponent(ownerPassword)}@db.localtest.me/${DATABASE}`, { authToken: token })
   assert.deepEqual(await sql`select current_user as role, auth.user_id() as sub`, [{ role: 'authenticated', sub: alice.sub }])
+})
+
+test('the Neon driver shows the SQLSTATE of an unserved database (NeonDbError.code)', async () => {
+  // The driver reads code, detail and hint only from a 400 body; any other status becomes "Server error
+  // (HTTP status N): ..." with code undefined, which is what users saw.
+  neonConfig.fetchEndpoint = `${s.gateway.url}/sql`
+  for (const db of ['postgres', 'no_such_database']) {
+    const sql = neon(`postgresql://authenticated@db.localtest.me/${db}`, { authToken: token })
+    await assert.rejects(sql`select 1`, (err: Error & { code?: string }) => {
+      assert.equal(err.name, 'NeonDbError')
+      assert.equal(err.code, '3D000', err.message)
+      assert.match(err.message, /does not serve/)
+      return true
+    })
+  }
 })
 
 /** Streams up to `total` bytes to /sql and reports what came back and how much had been written by then. */

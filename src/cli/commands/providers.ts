@@ -1,8 +1,9 @@
 /**
  * pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
- *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace]
+ *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace] [--json]
  * pg-authorize providers list [--json]
  * pg-authorize providers remove NAME
+ * pg-authorize providers refresh [NAME]
  * (each with --database-url OWNER_URL or DATABASE_URL)
  *
  * Providers live in the database, so every gateway serving it shares them and picks up changes live.
@@ -11,13 +12,17 @@ import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, list, parse } from '../options.js'
 import { alignedTable } from '../../testing/format.js'
-import { addProvider, listProviders, removeProvider, withOwner } from '../../database/providers.js'
+import { probeKeys } from '../../console/providers.js'
+import { addProvider, listProviders, removeProvider, touchProviders, withOwner } from '../../database/providers.js'
 
 const HELP = `Usage:
   pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
-                             [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace]
+                             [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace] [--json]
+                             (fetches the JWKS once and warns if it gives no usable key)
   pg-authorize providers list [--json]
   pg-authorize providers remove NAME
+  pg-authorize providers refresh [NAME]   every running gateway refetches the JWKS of NAME (default: all)
+                                          now, not when its cached keys expire (--jwks-max-age, 10 min)
 Each takes --database-url OWNER_URL (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
 and --config FILE (default ./pg-authorize.config.json if present).`
 
@@ -25,7 +30,7 @@ export const providersCommand: Command = {
   name: 'providers',
   summary: 'add, list or remove the JWT providers (JWKS URLs) of a database',
   help: HELP,
-  subcommands: ['add', 'list', 'remove'],
+  subcommands: ['add', 'list', 'remove', 'refresh'],
   async run(argv, io) {
     const [sub, ...rest] = argv
     if (!sub || sub === '--help' || sub === '-h') {
@@ -60,7 +65,12 @@ export const providersCommand: Command = {
           { replace: values.replace ?? false },
         ),
       )
-      io.stdout(values.json ? JSON.stringify(p, null, 2) : `added provider '${p.name}' (${p.jwksUrl}); roles: ${p.roles.join(', ')}; algorithms: ${p.algorithms.join(', ')}`)
+      // Stored either way (the issuer may not be up yet), but say so now rather than at the first token.
+      const probed = await probeKeys(p)
+      io.stdout(values.json ? JSON.stringify({ ...p, ...probed }, null, 2) : `added provider '${p.name}' (${p.jwksUrl}); roles: ${p.roles.join(', ')}; algorithms: ${p.algorithms.join(', ')}`)
+      if (probed.keysError) {
+        io.stderr(`warning: provider '${p.name}' was added, but its JWKS gives no usable key: ${probed.keysError.message}; tokens it signs are refused until it does`)
+      }
       return 0
     }
     if (sub === 'list') {
@@ -85,6 +95,18 @@ export const providersCommand: Command = {
       io.stdout(`removed provider '${positionals[0]}'`)
       return 0
     }
-    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `unknown subcommand 'providers ${sub}' (add, list, remove)`)
+    if (sub === 'refresh') {
+      const { values, positionals } = parse(rest, { ...DATABASE_OPTIONS }, true)
+      if (positionals.length > 1) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'usage: pg-authorize providers refresh [NAME]')
+      // The row's change notification reaches every gateway; each then refetches (see database/watch.ts).
+      const names = await withOwner(databaseUrl(values, io), (c) => touchProviders(c, positionals[0]))
+      io.stdout(
+        names.length
+          ? `asked every gateway serving this database to refetch the JWKS of ${names.map((n) => `'${n}'`).join(', ')}`
+          : 'no providers; add one with: pg-authorize providers add --jwks-url URL',
+      )
+      return 0
+    }
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `unknown subcommand 'providers ${sub}' (add, list, remove, refresh)`)
   },
 }

@@ -14,6 +14,8 @@ import { DATABASE_OPTIONS, databaseUrl, int, parse } from '../options.js'
 import { DEFAULT_ROTATE_GRACE_SECONDS, setup, uninstall } from '../../database/setup.js'
 import { maskUrl } from '../../database/connect.js'
 import { parseDuration } from '../../tokens/time.js'
+import { loadSettings } from '../../config/load.js'
+import { urlHost } from '../../lib/listen.js'
 
 const HELP = `Usage: pg-authorize setup [--database-url OWNER_URL] [options]
 
@@ -23,7 +25,8 @@ anonymous (logging in with a secret password only the gateway reads), and Neon's
 Options:
   --database-url URL   owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
   --config FILE        configuration file (default ./pg-authorize.config.json if present)
-  --schema NAME        grant tables in this schema (repeatable; default public)
+  --schema NAME        grant tables in this schema instead of public (repeatable; name public too
+                       to keep it: --schema app --schema public). Grants made by an earlier setup stay
   --role NAME          also set up this custom restricted role (repeatable)
   --no-grants          do not grant table privileges
   --statement-timeout D
@@ -31,9 +34,12 @@ Options:
                        (default: keep the stored one; 30s on the first setup)
   --idle-in-transaction-timeout D
                        idle_in_transaction_session_timeout of the restricted roles (default: kept; 60s)
-  --gateway-host HOST  host shown in the authenticated connection string (default localhost)
-  --pg-port PORT       the wire gateway's port, for that string (default 5433)
-  --http-port PORT     the HTTP gateway's port, for the /sql endpoint shown (default 4444)
+  --gateway-host HOST  host shown in the authenticated connection string (default: serve's pgHost or
+                       host when set and not a wildcard or loopback address, else localhost)
+  --pg-port PORT       the wire gateway's port, for that string (default: serve's pgPort:
+                       $PG_AUTHORIZE_PG_PORT, pgPort in the configuration file, else 5433)
+  --http-port PORT     the HTTP gateway's port, for the /sql endpoint shown (default: serve's port:
+                       $PG_AUTHORIZE_PORT, port in the configuration file, else 4444)
   --rotate-secret      make a new sealing key; running gateways pick it up at once and reseal
                        live sessions; envelopes sealed with the old key work until --grace ends
   --grace SECONDS      with --rotate-secret: how long the old key keeps working (default 30; 0 ends
@@ -111,9 +117,17 @@ export const setupCommand: Command = {
       ...timeout('statementTimeoutMs', values['statement-timeout'], '--statement-timeout'),
       ...timeout('idleInTransactionTimeoutMs', values['idle-in-transaction-timeout'], '--idle-in-transaction-timeout'),
     })
-    const host = values['gateway-host'] ?? 'localhost'
-    const pgPort = int(values['pg-port'], '--pg-port', 5433, 1, 65535)
-    const httpPort = int(values['http-port'], '--http-port', 4444, 1, 65535)
+    // The strings must name what `serve` listens on: its flags here, else serve's environment, file, defaults.
+    const gw = loadSettings(['host', 'pgHost', 'port', 'pgPort'], {
+      env: io.env,
+      cwd: io.cwd,
+      ...(values.config !== undefined ? { configFile: values.config } : {}),
+    })
+    const bound = gw.pgHost ?? (gw.sources.host === 'default' ? undefined : gw.host)
+    // A wildcard or loopback bind address is no host to give applications; localhost stands for it.
+    const host = values['gateway-host'] ?? (bound && !/^(0\.0\.0\.0|::|\[::\]|127\.0\.0\.1|::1)$/.test(bound) ? urlHost(bound) : 'localhost')
+    const pgPort = int(values['pg-port'], '--pg-port', gw.pgPort, 1, 65535)
+    const httpPort = int(values['http-port'], '--http-port', gw.port, 1, 65535)
     const db = encodeURIComponent(result.database)
     const strings = {
       owner: maskUrl(url),

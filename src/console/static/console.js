@@ -141,7 +141,7 @@ function renderProviders(list) {
   }
   set(box, table(['Name', 'JWKS', 'Issuer / audience', 'Algorithms', 'Roles', 'Keys', ''], list.map((p) => [
     h('td', { class: 'name' }, h('strong', {}, p.name)),
-    h('td', { class: 'mono url' }, p.inline ? '(inline keys)' : p.jwksUrl),
+    h('td', { class: 'mono' }, h('div', { class: 'url' }, p.inline ? '(inline keys)' : p.jwksUrl)),
     h('td', {}, p.issuer ? h('div', {}, 'iss ', h('span', { class: 'mono' }, p.issuer)) : h('span', { class: 'muted' }, 'any issuer'),
       p.audience.length ? h('div', {}, 'aud ', h('span', { class: 'mono' }, p.audience.join(', '))) : h('div', { class: 'muted' }, 'any audience')),
     h('td', { class: 'mono' }, p.algorithms.join(', ')),
@@ -179,6 +179,8 @@ async function removeOne(name, button) {
   busy(button, true)
   try {
     await api('DELETE', `/providers/${encodeURIComponent(name)}`)
+    // An "Added provider" note left from before would now describe something that is gone.
+    set(document.getElementById('add-result'))
     await loadProviders()
   } catch (err) {
     document.getElementById('providers').prepend(errorBox(err))
