@@ -154,9 +154,13 @@ test('two dev started at the same instant on one folder: exactly one serves, the
   assert.equal(refused.length, 1, 'the other does not')
   assert.match(String(refused[0]!.reason), /already running on .*\(pid \d+, ports: /)
   assert.deepEqual(postmastersOf(dataDir), [postmasterPid()], 'one postmaster')
+  const winner = served[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof startDev>>>
+  assert.equal(await winner.value.stop('SIGINT'), 0)
 })
 
 test('a stale postmaster.pid (a dead PID) is cleared and dev starts', { skip }, async () => {
+  // Nothing of an earlier test may still be shutting down: an exiting postmaster removes the lock file.
+  await until('no postmaster or watchdog left from before', () => postmastersOf(dataDir).length === 0 && watchdogsOf(dataDir).length === 0)
   // A PID that was, and is no more.
   const gone = spawn('true')
   const deadPid = gone.pid!
