@@ -169,6 +169,18 @@ test('the CLI: setup prints both connection strings without the owner password; 
   assert.notEqual(bad.code, 0)
   assert.match(bad.stderr, /ERR_DB_CONNECT/)
   assert.ok(!bad.stderr.includes('secretpw'))
+  // --rotate-secret: a new current key; the old one retired at once with --grace 0; --grace alone is refused.
+  const gen = async () => owner(url, async (c) =>
+    (await c.query<{ g: number; retired: number }>(`select max(generation) filter (where retire_at is null) as g,
+       count(*) filter (where retire_at <= now())::int as retired from pgauthorize.sealing_key`)).rows[0]!)
+  const before = await gen()
+  const rotated = await runCli(['setup', '--rotate-secret', '--grace', '0', '--database-url', url])
+  assert.equal(rotated.code, 0, rotated.stderr)
+  assert.match(rotated.stdout, new RegExp(`rotated the sealing key: generation ${before.g + 1} is current`))
+  assert.deepEqual(await gen(), { g: before.g + 1, retired: before.retired + 1 })
+  const lone = await runCli(['setup', '--grace', '5', '--database-url', url])
+  assert.notEqual(lone.code, 0)
+  assert.match(lone.stderr, /--grace goes with --rotate-secret/)
   const un = await runCli(['setup', '--uninstall', '--database-url', url])
   assert.equal(un.code, 0, un.stderr)
 })
