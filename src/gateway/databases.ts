@@ -202,15 +202,25 @@ export class Databases {
     this.open(database).then(({ ctx }) => ctx.reapBackend(pid, backendStart, role), () => {})
   }
 
+  /**
+   * The checks a credential must pass before any database work: present (unless anonymous requests are
+   * allowed) and shaped like a compact JWS. Cheap and local; the HTTP handler also runs it before reading a
+   * request body.
+   */
+  checkCredential(token: string | undefined): void {
+    if (!token) {
+      if (!this.#opts.allowAnonymous) throw new PgAuthorizeError('ERR_TOKEN_MISSING', MISSING_TOKEN)
+    } else if (!isCompactJws(token)) {
+      throw new PgAuthorizeError('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
+    }
+  }
+
   /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */
   async authenticate(req: AuthenticateRequest): Promise<Identity> {
     // Nothing privileged before a credential is at least well formed (security property 10): the database
     // must be one this gateway serves, and a token must have the shape of a JWT, before any owner login.
     this.#checkServed(req.database)
-    if (req.token !== undefined && req.token !== '' && !isCompactJws(req.token)) {
-      throw new PgAuthorizeError('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
-    }
-    if (!req.token && !this.#opts.allowAnonymous) throw new PgAuthorizeError('ERR_TOKEN_MISSING', MISSING_TOKEN)
+    this.checkCredential(req.token)
     const { ctx, verifier } = await this.open(req.database)
     if (!ctx.roles.includes(req.role)) {
       // The owner, a superuser, or any role setup did not make: never.
@@ -244,8 +254,11 @@ export class Databases {
       database: ctx.database,
       envelope,
       expiresAt,
-      // The same claims, role and expiry under the current key: a live wire session's envelope after a rotation.
-      reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt }),
+      // Wire sessions only (an HTTP request's envelope dies with it): the same claims, role and expiry under
+      // the current key, installed after a rotation.
+      ...(req.transport === 'http'
+        ? {}
+        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt }) }),
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }

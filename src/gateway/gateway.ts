@@ -26,10 +26,6 @@ import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
 import { Observer } from './observe.js'
 import { listen, urlHost } from '../lib/listen.js'
-import { isCompactJws } from '../verify/verifier.js'
-
-/** Neon's wording for a request without a token (Databases.authenticate says the same). */
-const MISSING_TOKEN = 'missing authentication credentials: required authorization bearer token in JWT format'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -171,17 +167,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent,
   })
 
-  const allowAnonymous = options.allowAnonymous ?? false
   const sqlCore = createSqlCore({
     pools,
     // Before the body is read (up to maxRequestBytes): a request that cannot authenticate costs no more.
-    precheckToken: (token) => {
-      if (!token) {
-        if (!allowAnonymous) throw new PgAuthorizeError('ERR_TOKEN_MISSING', MISSING_TOKEN)
-      } else if (!isCompactJws(token)) {
-        throw new PgAuthorizeError('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
-      }
-    },
+    precheckToken: (token) => databases.checkCredential(token),
     authenticate: (req) => databases.authenticate({ token: req.token, role: req.role, database: req.database, transport: 'http' }),
     ...(options.maxRequestBytes ? { maxRequestBytes: options.maxRequestBytes } : {}),
     ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
