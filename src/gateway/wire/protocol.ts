@@ -27,6 +27,45 @@ function header(type: string, bodyLength: number): Buffer {
   return b
 }
 
+function message(type: string, ...parts: Buffer[]): Buffer {
+  const body = Buffer.concat(parts)
+  const b = header(type, body.length)
+  body.copy(b, 5)
+  return b
+}
+
+function int16(n: number): Buffer {
+  const b = Buffer.allocUnsafe(2)
+  b.writeInt16BE(n)
+  return b
+}
+
+function int32(n: number): Buffer {
+  const b = Buffer.allocUnsafe(4)
+  b.writeInt32BE(n)
+  return b
+}
+
+/**
+ * Frontend messages that run `sql` once as the prepared statement `name`, with text parameters, and then
+ * close it: Parse, Bind (unnamed portal), Execute, Close, Sync. Answered by ParseComplete, BindComplete,
+ * the rows, CommandComplete, CloseComplete and ReadyForQuery (or an ErrorResponse, then ReadyForQuery).
+ */
+export function extendedQuery(name: string, sql: string, params: readonly string[]): Buffer {
+  const cstr = (s: string) => Buffer.from(s + '\0', 'utf8')
+  const values = params.map((p) => {
+    const v = Buffer.from(p, 'utf8')
+    return Buffer.concat([int32(v.length), v])
+  })
+  return Buffer.concat([
+    message('P', cstr(name), cstr(sql), int16(0)),
+    message('B', cstr(''), cstr(name), int16(0), int16(params.length), ...values, int16(0)),
+    message('E', cstr(''), int32(0)),
+    message('C', Buffer.from('S'), cstr(name)),
+    message('S'),
+  ])
+}
+
 /** `R` AuthenticationOk (0) or AuthenticationCleartextPassword (3). */
 export function authenticationMessage(kind: 0 | 3): Buffer {
   const b = header('R', 4)

@@ -17,12 +17,23 @@ import type net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import { installClaimsParamSql } from '../../database/session.js'
-import { BoundaryTracker, errorResponse, type ErrorFields } from './protocol.js'
+import { BoundaryTracker, errorResponse, extendedQuery, type ErrorFields } from './protocol.js'
 
 /** How long an ending session waits for the upstream to reach a message boundary before cutting it. */
 const END_GRACE_MS = 5000
-/** How long a finished session's client socket may stay half-open before it is destroyed. */
+/** How long a finished connection's client socket may stay half-open before it is destroyed. */
 const CLOSE_GRACE_MS = 1000
+
+/**
+ * Ends a client connection with `last` (a FATAL, say): end() flushes and half-closes, and a client that
+ * never closes its side is cut off after CLOSE_GRACE_MS instead of holding the socket (and its place in the
+ * session limits) after the connection is over.
+ */
+export function endClient(stream: Duplex, last?: Buffer): void {
+  if (last) stream.end(last)
+  else stream.end()
+  setTimeout(() => stream.destroy(), CLOSE_GRACE_MS).unref()
+}
 
 export type RelayEndReason = 'client-closed' | 'upstream-closed' | 'error' | 'ended-by-gateway' | 'protocol-error'
 
@@ -190,48 +201,15 @@ export class Relay {
     if (hard) upstream.destroy()
     else upstream.destroySoon()
     if (hard) client.destroy()
-    else {
-      if (fatal) client.end(errorResponse(fatal))
-      else client.end()
-      // end() flushes and half-closes; a client that never closes its side must not hold the socket (and its
-      // place in the session limits) after the session is over.
-      setTimeout(() => client.destroy(), CLOSE_GRACE_MS).unref()
-    }
+    else endClient(client, fatal ? errorResponse(fatal) : undefined)
     this.onEnd(reason)
   }
 }
 
 /**
- * Parse, Bind, Execute, Close and Sync of `set_config('pg_authorize.session', $1, false)` under a statement
- * name of the relay's own (never the unnamed statement, which a client may still mean to Bind), with the
- * envelope as the one text parameter.
+ * `set_config('pg_authorize.session', $1, false)` under a statement name of the relay's own (never the
+ * unnamed statement, which a client may still mean to Bind), with the envelope as the one text parameter.
  */
 function resealMessages(envelope: string): Buffer {
-  const name = `pga_reseal_${randomBytes(6).toString('hex')}\0`
-  const sql = installClaimsParamSql(false) + '\0'
-  const value = Buffer.from(envelope, 'utf8')
-  const msg = (type: string, ...parts: Buffer[]): Buffer => {
-    const body = Buffer.concat(parts)
-    const head = Buffer.alloc(5)
-    head.write(type, 0, 'latin1')
-    head.writeInt32BE(body.length + 4, 1)
-    return Buffer.concat([head, body])
-  }
-  const int16 = (n: number) => {
-    const b = Buffer.alloc(2)
-    b.writeInt16BE(n)
-    return b
-  }
-  const int32 = (n: number) => {
-    const b = Buffer.alloc(4)
-    b.writeInt32BE(n)
-    return b
-  }
-  return Buffer.concat([
-    msg('P', Buffer.from(name), Buffer.from(sql), int16(0)),
-    msg('B', Buffer.from('\0'), Buffer.from(name), int16(0), int16(1), int32(value.length), value, int16(0)),
-    msg('E', Buffer.from('\0'), int32(0)),
-    msg('C', Buffer.from('S'), Buffer.from(name)),
-    msg('S'),
-  ])
+  return extendedQuery(`pga_reseal_${randomBytes(6).toString('hex')}`, installClaimsParamSql(false), [envelope])
 }

@@ -46,7 +46,7 @@ import {
   SSL_REQUEST,
   type ErrorFields,
 } from './protocol.js'
-import { Relay, type RelayEndReason } from './relay.js'
+import { Relay, endClient, type RelayEndReason } from './relay.js'
 import { isCompactJws } from '../../verify/verifier.js'
 import { identityKey, subjectHash } from '../fair-share.js'
 
@@ -372,14 +372,13 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     if (maxStartupPerAddress > 0 && starting >= maxStartupPerAddress) {
       emit({ kind: 'limit-refused', transport, reason: 'startup-address', remoteAddress })
       stream.on('error', () => stream.destroy())
-      // Tracked until it closes, so close() can end it; and not left half-open for a client that never closes.
+      // Tracked until it closes, so close() can end it.
       connections.add(stream)
       stream.on('close', () => connections.delete(stream))
-      stream.end(errorResponse({
+      endClient(stream, errorResponse({
         severity: 'FATAL', code: ERROR_TABLE.ERR_TOO_MANY_SESSIONS.sqlstate,
         message: `too many connections from this address still logging in (the limit is ${maxStartupPerAddress})`,
       }))
-      setTimeout(() => stream.destroy(), 1000).unref()
       return
     }
     startingByAddress.set(address, starting + 1)
@@ -419,9 +418,7 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     const fail = (err: unknown): void => {
       reader.detach()
       if (stream.destroyed) return
-      stream.end(errorResponse(fatalFor(err)))
-      // Flushed by end(); a client that never closes its side is cut off rather than held.
-      setTimeout(() => stream.destroy(), 1000).unref()
+      endClient(stream, errorResponse(fatalFor(err)))
     }
     let params: Record<string, string>
     let protocolMinor: number
