@@ -1,6 +1,6 @@
 /**
  * JWT providers stored in the database (`pgauthorize.providers`), so every gateway instance serving the
- * database shares them. A change fires `NOTIFY pg_authorize_providers`; {@link watchProviders} listens
+ * database shares them. A change fires `NOTIFY pg_authorize_providers`; `watchDatabase` (watch.ts) listens
  * (and polls as a fallback), so running gateways pick changes up without a restart.
  *
  * @module
@@ -194,82 +194,6 @@ export async function touchProviders(client: pg.ClientBase, name?: string): Prom
   )
   if (name !== undefined && r.rowCount === 0) throw new PgAuthorizeError('ERR_PROVIDER_NOT_FOUND', `no provider named '${name}'`)
   return r.rows.map((x) => x.name).sort()
-}
-
-export interface ProviderWatch {
-  /** The providers as last loaded. */
-  current(): StoredProvider[]
-  /** Reloads now (e.g. on SIGHUP). */
-  reload(): Promise<StoredProvider[]>
-  close(): Promise<void>
-}
-
-/**
- * Loads the providers and keeps them current: LISTEN for changes, and poll every `pollMs` in case a
- * notification is lost (a dropped connection, a pooler that does not pass NOTIFY through).
- */
-export async function watchProviders(
-  ownerUrl: string,
-  onChange: (providers: StoredProvider[]) => void,
-  options: { pollMs?: number; onError?: (err: unknown) => void } = {},
-): Promise<ProviderWatch> {
-  let closed = false
-  let listener: pg.Client | undefined
-  let providers: StoredProvider[] = []
-  let fingerprint = ''
-  const onError = options.onError ?? (() => {})
-
-  const load = async (): Promise<StoredProvider[]> => {
-    const c = await connectOwner(ownerUrl)
-    try {
-      const next = await listProviders(c)
-      const fp = JSON.stringify(next)
-      providers = next
-      if (fp !== fingerprint) {
-        fingerprint = fp
-        onChange(next)
-      }
-      return next
-    } finally {
-      await c.end().catch(() => {})
-    }
-  }
-
-  const listen = async (): Promise<void> => {
-    if (closed) return
-    try {
-      const c = await connectOwner(ownerUrl)
-      c.on('notification', () => void load().catch(onError))
-      c.on('error', () => {
-        listener = undefined
-        if (!closed) setTimeout(() => void listen(), 1000).unref()
-      })
-      c.on('end', () => {
-        if (listener === c) listener = undefined
-      })
-      await c.query('listen pg_authorize_providers')
-      listener = c
-      // Anything changed while we were not listening.
-      await load()
-    } catch (err) {
-      onError(err)
-      if (!closed) setTimeout(() => void listen(), 1000).unref()
-    }
-  }
-
-  await load()
-  await listen()
-  const timer = setInterval(() => void load().catch(onError), options.pollMs ?? 30_000)
-  timer.unref()
-  return {
-    current: () => providers,
-    reload: load,
-    async close() {
-      closed = true
-      clearInterval(timer)
-      await listener?.end().catch(() => {})
-    },
-  }
 }
 
 /** Convenience for one-off commands: connects, runs `fn`, disconnects. */
