@@ -156,7 +156,7 @@ test('two dev started at the same instant on one folder: exactly one serves, the
   assert.deepEqual(postmastersOf(dataDir), [postmasterPid()], 'one postmaster')
   const winner = served[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof startDev>>>
   // Stopped here, not by the hook: the next test must not meet its Postgres still shutting down.
-  await winner.value.stop('SIGINT')
+  assert.equal(await winner.value.stop('SIGINT'), 0)
 })
 
 test('a stale postmaster.pid (a dead PID) is cleared and dev starts', { skip }, async () => {

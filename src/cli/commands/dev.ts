@@ -72,6 +72,12 @@ export const devCommand: Command = {
     }).catch((err: unknown) => {
       throw listenFailure(err, ports)
     })
+    // Signal handlers first: whoever reads the banner may send SIGINT at once, and a signal that arrives
+    // before a handler exists kills the process with Postgres still running.
+    const stopped = runUntilSignal(() => stack.close(), {
+      reload: () => stack.gateway.reload(),
+      onSignal: (s) => io.stderr(`${s}: stopping`),
+    })
     const out = (s = '') => io.stdout(s)
     out('')
     out(`pg-authorize dev is ready (${((Date.now() - started) / 1000).toFixed(1)} s). Ctrl-C stops everything.`)
@@ -103,9 +109,6 @@ export const devCommand: Command = {
       out(`Or with psql (the JWT is the password):`)
       out(`  PGPASSWORD=${shellQuote(first.token)} psql ${shellQuote(stack.authenticatedUrl)} -c 'select * from users'`)
     }
-    return runUntilSignal(() => stack.close(), {
-      reload: () => stack.gateway.reload(),
-      onSignal: (s) => io.stderr(`${s}: stopping`),
-    })
+    return stopped
   },
 }

@@ -10,6 +10,7 @@ import path from 'node:path'
 import { parse } from '../options.js'
 import { PgAuthorizeError } from '../../errors.js'
 import { serveJwks } from '../../jwks/serve.js'
+import { runUntilSignal } from '../signals.js'
 import type { CliIO, Command } from '../command.js'
 
 const HELP = `Usage: pg-authorize jwks serve [--dir DIR] [--port 8787] [--host 127.0.0.1] [--max-age 300]
@@ -46,18 +47,10 @@ async function run(argv: string[], io: CliIO): Promise<number> {
     host: values.host ?? '127.0.0.1',
     maxAge: int(values['max-age'], 'max-age', 300, 31_536_000),
   })
+  // The handlers before the line that says it is listening (see runUntilSignal's callers).
+  const stopped = runUntilSignal(() => server.close())
   io.stdout(`JWKS: ${server.url}`)
-  await new Promise<void>((resolve) => {
-    const stop = () => {
-      process.off('SIGINT', stop)
-      process.off('SIGTERM', stop)
-      resolve()
-    }
-    process.on('SIGINT', stop)
-    process.on('SIGTERM', stop)
-  })
-  await server.close()
-  return 0
+  return stopped
 }
 
 export const jwks: Command = { name: 'jwks', summary: 'serve the public keys as a JWKS endpoint', help: HELP, subcommands: ['serve'], run }

@@ -158,15 +158,9 @@ export const serveCommand: Command = {
     const gw = await startGateway({ ...gatewayOptions(config), logger }).catch((err: unknown) => {
       throw listenFailure(err, { '--port': config.port, '--pg-port': config.pg && config.pgPort, '--metrics-port': config.metricsPort })
     })
-    io.stderr('pg-authorize gateway ready')
-    for (const line of describeGateway(gw)) io.stderr(`  ${line}`)
-    if (gw.metricsUrl) io.stderr(`  Metrics:         ${gw.metricsUrl}`)
-    if (gw.console) {
-      io.stderr(`  Console:         ${gw.console.url}`)
-      // Shown once, at start, and only when generated here (a configured token is not repeated).
-      if (!config.consoleToken) io.stderr(`  Console admin token: ${gw.console.adminToken}`)
-    }
-    return runUntilSignal(() => gw.close(), {
+    // Signal handlers before the banner: a supervisor that reads it may signal at once, and a signal that
+    // arrives before a handler exists kills the process without a clean stop.
+    const stopped = runUntilSignal(() => gw.close(), {
       // SIGHUP: re-read flags, environment and file; apply what can change without dropping connections.
       reload: async () => {
         try {
@@ -181,5 +175,14 @@ export const serveCommand: Command = {
       },
       onSignal: (s) => logger.info({ signal: s }, 'stopping'),
     })
+    io.stderr('pg-authorize gateway ready')
+    for (const line of describeGateway(gw)) io.stderr(`  ${line}`)
+    if (gw.metricsUrl) io.stderr(`  Metrics:         ${gw.metricsUrl}`)
+    if (gw.console) {
+      io.stderr(`  Console:         ${gw.console.url}`)
+      // Shown once, at start, and only when generated here (a configured token is not repeated).
+      if (!config.consoleToken) io.stderr(`  Console admin token: ${gw.console.adminToken}`)
+    }
+    return stopped
   },
 }
