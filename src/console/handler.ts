@@ -25,7 +25,7 @@
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import type { Databases } from '../gateway/databases.js'
+import type { Authenticator } from '../auth/authenticator.js'
 import {
   checkCsrf,
   crossSiteReason,
@@ -53,7 +53,7 @@ import { PgAuthorizeError } from '../errors.js'
 
 export interface ConsoleOptions {
   /** The gateway's databases; the console manages the default one. */
-  databases: Databases
+  databases: Authenticator
   /** Owner connection string of the served database (never shown unmasked). */
   ownerUrl: string
   /** The admin credential, at least 16 characters. */

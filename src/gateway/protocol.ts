@@ -1,6 +1,6 @@
 /**
  * The few Postgres v3 wire-protocol messages the gateway itself reads or writes, plus a tracker of
- * backend message boundaries.
+ * backend message boundaries and the one CancelRequest sender (both transports cancel upstream statements).
  *
  * Written by hand on purpose: the gateway only speaks the startup phase (a handful of fixed-layout
  * messages) and then splices raw bytes. A full message-parsing server library (pg-gateway and the like)
@@ -8,6 +8,7 @@
  *
  * @module
  */
+import net from 'node:net'
 
 /** Startup-phase request codes (the int32 after the length of an untyped first message). */
 export const PROTOCOL_3_0 = 196608
@@ -142,6 +143,27 @@ export function cancelRequest(processId: number, secretKey: number): Buffer {
   b.writeInt32BE(processId, 8)
   b.writeInt32BE(secretKey, 12)
   return b
+}
+
+/**
+ * Sends a CancelRequest for the backend `target.processId` on a fresh socket; resolves once the server has
+ * read it (it closes the socket) or after `timeoutMs`, never rejects. Written here because pg offers it
+ * only through Client.cancel, which relies on the deprecated activeQuery getter and on pg's internal
+ * Connection class.
+ */
+export function sendCancelRequest(
+  target: { host: string; port: number; processId: number; secretKey: number },
+  timeoutMs = 10_000,
+): Promise<void> {
+  return new Promise((resolve) => {
+    const socket = target.host.startsWith('/')
+      ? net.connect(`${target.host}/.s.PGSQL.${target.port}`)
+      : net.connect(target.port, target.host)
+    socket.setTimeout(timeoutMs, () => socket.destroy())
+    socket.on('error', () => socket.destroy())
+    socket.on('close', () => resolve())
+    socket.on('connect', () => socket.end(cancelRequest(target.processId, target.secretKey)))
+  })
 }
 
 /** Parses the key/value pairs of a StartupMessage body (after length and version). */

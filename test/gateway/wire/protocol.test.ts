@@ -14,10 +14,10 @@ import path from 'node:path'
 import pg from 'pg'
 import postgres from 'postgres'
 import ws, { WebSocketServer } from 'ws'
-import { BoundaryTracker, parseOptionsParameter } from '../../src/gateway/wire/protocol.js'
-import { isLoopbackAddress, passwordAllowed } from '../../src/gateway/wire/index.js'
+import { BoundaryTracker, parseOptionsParameter } from '../../../src/gateway/protocol.js'
+import { isLoopbackAddress, passwordAllowed } from '../../../src/gateway/wire/index.js'
 import { GOOD_PASSWORD, startHarness, type Harness } from './harness.js'
-import { needs, OPENSSL, PSQL } from '../helpers/requires.js'
+import { needs, OPENSSL, PSQL } from '../../helpers/requires.js'
 
 function msg(type: string, body: Buffer | string = ''): Buffer {
   const b = Buffer.isBuffer(body) ? body : Buffer.from(body)

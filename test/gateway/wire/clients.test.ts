@@ -9,7 +9,7 @@ import net from 'node:net'
 import pg from 'pg'
 import postgres from 'postgres'
 import { GOOD_PASSWORD, startHarness, type Harness } from './harness.js'
-import { needs, PSQL } from '../helpers/requires.js'
+import { needs, PSQL } from '../../helpers/requires.js'
 
 let h: Harness
 

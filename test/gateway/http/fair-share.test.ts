@@ -1,11 +1,12 @@
 /**
- * The slot counter in front of each HTTP pool (src/gateway/fair-share.ts): caps per identity, fewest-held
+ * The slot counter in front of each HTTP pool (src/gateway/http/fair-share.ts): caps per identity, fewest-held
  * identity served first when a slot frees, bounded queues and waits with a reason. Pure logic: the
  * end-to-end behaviour against Postgres is test/security/fair-share.test.ts.
  */
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { FairShare, FairShareRefusal, identityKey } from '../../src/gateway/fair-share.js'
+import { FairShare, FairShareRefusal } from '../../../src/gateway/http/fair-share.js'
+import { identityKey } from '../../../src/auth/identity.js'
 
 const reasonOf = (p: Promise<void>) => p.then(() => 'granted', (e: FairShareRefusal) => e.reason)
 

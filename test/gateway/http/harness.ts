@@ -4,14 +4,15 @@
  * real `@neondatabase/serverless` client pointed at it. Tokens are stand-ins: the `authenticate` hook here
  * maps `Bearer user:<sub>` to sealed claims `{ sub }` (JWT verification is tested elsewhere).
  */
+import type { GatewayEvent } from '../../../src/observability/events.js'
 import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless'
 import pg from 'pg'
-import { PgAuthorizeError } from '../../src/errors.js'
-import { openDatabaseContext, setup, type DatabaseContext } from '../../src/database/index.js'
-import { GatewayPools, type GatewayPoolsOptions } from '../../src/gateway/pool.js'
-import { createSqlHttpHandler, type SqlHttpHandlerOptions } from '../../src/gateway/http/handler.js'
-import { serveHttp, type HttpServerHandle } from '../../src/gateway/http/node.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import { PgAuthorizeError } from '../../../src/errors.js'
+import { openDatabaseContext, setup, type DatabaseContext } from '../../../src/database/index.js'
+import { GatewayPools, type GatewayPoolsOptions } from '../../../src/gateway/http/pool.js'
+import { createSqlHttpHandler, type SqlHttpHandlerOptions } from '../../../src/gateway/http/handler.js'
+import { serveHttp, type HttpServerHandle } from '../../../src/gateway/http/node.js'
+import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.js'
 
 export interface Stack {
   db: TestDatabase
@@ -24,7 +25,7 @@ export interface Stack {
   endpoint: string
   /** What applications put in DATABASE_AUTHENTICATED_URL. */
   authUrl: string
-  events: { kind: string; [k: string]: unknown }[]
+  events: GatewayEvent[]
   /** The real Neon client with a token for `sub`. */
   sql(sub?: string): NeonQueryFunction<false, false>
   /** A raw POST to /sql with the Neon client's headers (override with `headers`). */

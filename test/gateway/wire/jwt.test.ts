@@ -9,14 +9,14 @@ import assert from 'node:assert/strict'
 import { execFile } from 'node:child_process'
 import { exportJWK, generateKeyPair, SignJWT, type CryptoKey } from 'jose'
 import pg from 'pg'
-import type { DatabaseContext } from '../../src/database/context.js'
-import { envelopeExpiry } from '../../src/database/session.js'
-import { DEMO_USERS, demoClaims } from '../../src/dev/demo.js'
-import { createWireGateway, type WireGateway } from '../../src/gateway/wire/index.js'
-import { Verifier } from '../../src/verify/index.js'
-import type { TestDatabase } from '../helpers/postgres.js'
-import { createDemoDatabase } from '../helpers/roles.js'
-import { needs, PSQL } from '../helpers/requires.js'
+import type { DatabaseContext } from '../../../src/database/context.js'
+import { envelopeExpiry } from '../../../src/database/session.js'
+import { DEMO_USERS, demoClaims } from '../../../src/dev/demo.js'
+import { createWireGateway, type WireGateway } from '../../../src/gateway/wire/index.js'
+import { Verifier } from '../../../src/verify/index.js'
+import type { TestDatabase } from '../../helpers/postgres.js'
+import { createDemoDatabase } from '../../helpers/roles.js'
+import { needs, PSQL } from '../../helpers/requires.js'
 
 let db: TestDatabase
 let ctx: DatabaseContext
@@ -41,11 +41,8 @@ before(async () => {
       const verified = await verifier.verify(req.password, { role: req.user })
       const envelope = ctx.seal({ ...verified.claims }, 'authenticated', 'test')
       return {
-        role: req.user,
-        database: req.database,
-        envelope,
-        expiresAt: envelopeExpiry(envelope),
-        upstream: ctx.roleConnectionConfig(req.user),
+        identity: { role: req.user, database: req.database, envelope, expiresAt: envelopeExpiry(envelope) },
+        upstream: { config: ctx.roleConnectionConfig(req.user) },
       }
     },
   })

@@ -1,5 +1,5 @@
 /**
- * Databases.authenticate, the one place a JWT becomes an identity: the sealed envelope of an HTTP request is
+ * Authenticator.authenticate, the one place a JWT becomes an identity: the sealed envelope of an HTTP request is
  * reused for the same verified token while it has at least half its life left, never across databases or
  * transports, and a reused envelope is as good as a fresh one in Postgres.
  */
@@ -9,14 +9,14 @@ import pg from 'pg'
 import { setup } from '../../src/database/setup.js'
 import { addProvider, withOwner } from '../../src/database/providers.js'
 import { installClaimsParamSql } from '../../src/database/session.js'
-import { Databases } from '../../src/gateway/databases.js'
+import { Authenticator } from '../../src/auth/authenticator.js'
 import { generateSigningKey, type SigningKey } from '../../src/keys/generate.js'
 import { signToken } from '../../src/tokens/sign.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
 
 let db: TestDatabase
 let key: SigningKey
-const opened: Databases[] = []
+const opened: Authenticator[] = []
 
 before(async () => {
   db = await createTestDatabase()
@@ -29,8 +29,11 @@ after(async () => {
   await db?.close()
 })
 
-function databases(httpClaimsTtlSeconds?: number): Databases {
-  const d = new Databases({ ownerUrl: db.url, ...(httpClaimsTtlSeconds ? { httpClaimsTtlSeconds } : {}) })
+/** The authenticator's clock: tests move it instead of sleeping. */
+let clock = Date.now()
+
+function databases(httpClaimsTtlSeconds?: number): Authenticator {
+  const d = new Authenticator({ ownerUrl: db.url, now: () => clock, ...(httpClaimsTtlSeconds ? { httpClaimsTtlSeconds } : {}) })
   opened.push(d)
   return d
 }
@@ -44,7 +47,7 @@ test('an HTTP request reuses the envelope of the same verified token; other toke
   const req = { token: alice, role: 'authenticated', database: database(), transport: 'http' as const }
   const first = await d.authenticate(req)
   // A fresh seal a second later would carry a later expiry: equal envelopes mean it was reused.
-  await new Promise((r) => setTimeout(r, 1_100))
+  clock += 1_100
   const second = await d.authenticate(req)
   assert.ok(first.envelope)
   assert.equal(second.envelope, first.envelope, 'sealed once')
@@ -72,7 +75,7 @@ test('an envelope past half its life is sealed again', async () => {
   const req = { token: await token('alice'), role: 'authenticated', database: database(), transport: 'http' as const }
   const first = await d.authenticate(req)
   // Envelope expiry is whole seconds, now + 2: after 1.1 s less than half of it is left.
-  await new Promise((r) => setTimeout(r, 1_100))
+  clock += 1_100
   const later = await d.authenticate(req)
   assert.notEqual(later.envelope, first.envelope)
   assert.ok(later.expiresAt! > first.expiresAt!)

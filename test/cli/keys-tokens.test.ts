@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader } from 'jose'
 import { main } from '../../src/cli/main.js'
 import { runCli } from '../helpers/cli.js'
-import { snapshot, tempDir } from './helpers.js'
+import { snapshot, tempDir } from '../verify/helpers.js'
 
 const readJson = async (file: string) => JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
 

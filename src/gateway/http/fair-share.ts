@@ -11,7 +11,7 @@
  *   its cap all along (its own flood; 429), `pool` when the pool was full of others (53300, as before).
  *
  * The counter admits at most `slots` requests, so the pg.Pool behind it never queues: its own FIFO queue
- * is what let one identity starve the rest. Identities are opaque keys (see {@link identityKey}).
+ * is what let one identity starve the rest. Identities are opaque keys (`identityKey` in auth/identity.ts).
  *
  * @example
  * const share = new FairShare({ slots: 10, perIdentity: 5, queuePerIdentity: 10 })
@@ -20,7 +20,6 @@
  *
  * @module
  */
-import { createHash } from 'node:crypto'
 
 export interface FairShareOptions {
   /** Slots in all: the pool's size. */
@@ -151,20 +150,4 @@ export class FairShare {
       waiter.resolve()
     }
   }
-}
-
-/**
- * The fair-share key of an identity: its provider and `sub`. Requests with no provider (anonymous, no
- * token) share one key per pool: client addresses are no identity (proxies, NAT, IPv6 rotation), and one
- * shared key keeps anonymous traffic as a whole from taking more than its share from signed-in users.
- * Tokens without a `sub` share their provider's key.
- */
-export function identityKey(provider: string | undefined, subject: string | undefined): string {
-  return provider === undefined ? '' : provider + '\0' + (subject ?? '')
-}
-
-/** A short, stable hash of a `sub` for logs and events (never the sub itself next to a refusal). */
-export function subjectHash(subject: string | undefined): string | undefined {
-  if (subject === undefined) return undefined
-  return createHash('sha256').update(subject).digest('hex').slice(0, 16)
 }

@@ -282,10 +282,9 @@ describe('HTTP surface', () => {
     assert.match(r.headers.get('access-control-allow-methods')!, /POST/)
   })
 
-  test('health, unknown routes and methods', async () => {
-    let r = await fetch(`${s.server.url}/health`)
-    assert.deepEqual([r.status, await r.json()], [200, { status: 'ok' }])
-    r = await fetch(`${s.server.url}/nope`)
+  // /health is the gateway router's (test/gateway/operations.test.ts); this handler serves only /sql.
+  test('unknown routes and methods', async () => {
+    let r = await fetch(`${s.server.url}/nope`)
     assert.equal(r.status, 404)
     assert.equal(r.headers.get('access-control-allow-origin'), '*')
     r = await fetch(s.endpoint)

@@ -3,18 +3,20 @@
  * fixed test password (standing in for a verified JWT) and logs in upstream with the owner URL, and a
  * way to count the gateway's upstream connections in pg_stat_activity.
  */
+import type { GatewayEvent } from '../../../src/observability/events.js'
 import http from 'node:http'
 import type { AddressInfo } from 'node:net'
 import pg from 'pg'
-import { PgAuthorizeError } from '../../src/errors.js'
+import { PgAuthorizeError } from '../../../src/errors.js'
+import type { Identity } from '../../../src/auth/identity.js'
 import {
   createWireGateway,
   type WireAuthRequest,
   type WireGateway,
   type WireGatewayOptions,
-  type WireIdentity,
-} from '../../src/gateway/wire/index.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+  type Upstream,
+} from '../../../src/gateway/wire/index.js'
+import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.js'
 
 export const GOOD_PASSWORD = 'test.jwt.accepted'
 /** Marks the gateway's own upstream logins in pg_stat_activity. */
@@ -27,9 +29,11 @@ export interface Harness {
   /** Port of an HTTP server with the WebSocket endpoint attached. */
   httpPort: number
   requests: WireAuthRequest[]
-  events: Array<{ kind: string; [k: string]: unknown }>
+  events: GatewayEvent[]
   /** Per-test override of the identity the hook returns. */
-  identity: Partial<WireIdentity>
+  identity: Partial<Identity>
+  /** Per-test override of how the session reaches Postgres. */
+  upstream: Partial<Upstream>
   url(user?: string, password?: string): string
   upstreamConnections(): Promise<number>
   /** Polls until `fn` is true (bounded); throws on timeout. */
@@ -41,7 +45,7 @@ export async function startHarness(extra: Partial<WireGatewayOptions> = {}): Pro
   const db = await createTestDatabase()
   const requests: WireAuthRequest[] = []
   const events: Harness['events'] = []
-  const h = { identity: {} as Partial<WireIdentity> }
+  const h = { identity: {} as Partial<Identity>, upstream: {} as Partial<Upstream> }
   const gateway = createWireGateway({
     async authenticate(req) {
       requests.push(req)
@@ -52,12 +56,8 @@ export async function startHarness(extra: Partial<WireGatewayOptions> = {}): Pro
         throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `the provider does not allow role "${req.user}"`)
       }
       return {
-        role: req.user,
-        database: req.database,
-        envelope: null,
-        expiresAt: undefined,
-        upstream: { connectionString: db.url, application_name: UPSTREAM_APP },
-        ...h.identity,
+        identity: { role: req.user, database: req.database, envelope: null, expiresAt: undefined, ...h.identity },
+        upstream: { config: { connectionString: db.url, application_name: UPSTREAM_APP }, ...h.upstream },
       }
     },
     onEvent: (e) => events.push(e),
@@ -89,6 +89,12 @@ export async function startHarness(extra: Partial<WireGatewayOptions> = {}): Pro
     },
     set identity(v) {
       h.identity = v
+    },
+    get upstream() {
+      return h.upstream
+    },
+    set upstream(v) {
+      h.upstream = v
     },
     url: (user = 'postgres', password = GOOD_PASSWORD) =>
       `postgresql://${user}:${encodeURIComponent(password)}@127.0.0.1:${port}/${db.database}`,

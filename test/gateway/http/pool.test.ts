@@ -6,10 +6,10 @@
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { installClaimsParamSql, openDatabaseContext, setup, type DatabaseContext } from '../../src/database/index.js'
-import { GatewayPools, type Lease } from '../../src/gateway/pool.js'
-import { createSqlHttpHandler } from '../../src/gateway/http/handler.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import { installClaimsParamSql, openDatabaseContext, setup, type DatabaseContext } from '../../../src/database/index.js'
+import { GatewayPools, type Lease } from '../../../src/gateway/http/pool.js'
+import { createSqlHttpHandler } from '../../../src/gateway/http/handler.js'
+import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.js'
 import { eventually } from './harness.js'
 
 let db: TestDatabase

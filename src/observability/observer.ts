@@ -1,25 +1,22 @@
 /**
  * Turns the gateway's events into metrics, log lines and audit records, in one place.
  *
- * Events come from the HTTP handler (`request` when a request ends), the pools, the wire gateway
- * (`session-start`, `auth-failed`, `session-end`, ...) and the verifiers. None carries a token, a claim
+ * Events (events.ts) come from the HTTP handler (`request` when a request ends), the pools, the wire
+ * gateway (`session-start`, `auth-failed`, `session-end`, ...), the authenticator and the verifiers. None carries a token, a claim
  * value other than `sub` (for the audit trail), a query parameter or a secret, and nothing here adds one.
  *
  * @module
  */
-import type { VerifierEvent } from '../verify/types.js'
-import type { AuditTrail } from '../observability/audit.js'
-import type { Logger } from '../observability/logger.js'
-import type { GatewayMetrics } from '../observability/metrics.js'
-import type { HttpRequestInfo } from './http/handler.js'
+import type { AuditTrail } from './audit.js'
+import type { GatewayEvent } from './events.js'
+import type { Logger } from './logger.js'
+import type { GatewayMetrics } from './metrics.js'
 
 export interface ObserverOptions {
   logger: Logger
   metrics?: GatewayMetrics | undefined
   audit?: AuditTrail | undefined
 }
-
-type GatewayEvent = { kind: string; [k: string]: unknown }
 
 export class Observer {
   readonly #logger: Logger
@@ -48,12 +45,12 @@ export class Observer {
     return [...this.#jwksFetched.values()].map((f) => ({ database: f.database, provider: f.provider, ageSeconds: (now - f.at) / 1000 }))
   }
 
-  /** Events of the HTTP handler, the pools and the wire gateway. */
+  /** Every event of the gateway. */
   readonly onEvent = (e: GatewayEvent): void => {
     const m = this.#metrics
     switch (e.kind) {
       case 'request': {
-        const r = e as unknown as HttpRequestInfo & { kind: string }
+        const r = e
         m?.requests.inc({ transport: 'http', outcome: r.outcome })
         m?.requestDuration.observe({ outcome: r.outcome }, r.ms / 1000)
         if (r.poolWaitMs !== undefined) m?.poolWait.observe(r.poolWaitMs / 1000)
@@ -77,15 +74,15 @@ export class Observer {
         return
       }
       case 'session-start':
-        m?.requests.inc({ transport: String(e.transport), outcome: 'ok' })
+        m?.requests.inc({ transport: e.transport, outcome: 'ok' })
         this.#logger.info({ transport: e.transport, role: e.role, database: e.database }, 'wire session started')
         return
       case 'auth-failed':
-        m?.requests.inc({ transport: String(e.transport), outcome: 'unauthorized' })
+        m?.requests.inc({ transport: e.transport, outcome: 'unauthorized' })
         this.#logger.warn({ transport: e.transport, role: e.user, database: e.database, code: e.code }, 'wire authentication failed')
         return
       case 'session-end':
-        m?.wireSessionsTotal.inc({ transport: String(e.transport), reason: String(e.reason) })
+        m?.wireSessionsTotal.inc({ transport: e.transport, reason: e.reason })
         this.#logger.info({ transport: e.transport, role: e.role, database: e.database, reason: e.reason, ms: e.ms }, 'wire session ended')
         return
       case 'session-expired':
@@ -96,11 +93,11 @@ export class Observer {
         this.#logger.warn({ role: e.role, database: e.database }, 'timed out waiting for a pooled connection')
         return
       case 'queue-wait':
-        m?.queueWaits.observe({ reason: String(e.reason) }, Number(e.ms) / 1000)
+        m?.queueWaits.observe({ reason: e.reason }, e.ms / 1000)
         return
       case 'limit-refused':
         // The identity as its provider and a hash of its sub: enough to find a noisy user, never a token.
-        m?.limitRefusals.inc({ transport: String(e.transport), reason: String(e.reason) })
+        m?.limitRefusals.inc({ transport: e.transport, reason: e.reason })
         this.#logger.warn(
           {
             transport: e.transport, reason: e.reason, role: e.role, database: e.database,
@@ -116,8 +113,8 @@ export class Observer {
         return
       case 'role-repair':
         // One count per repair run; logins that joined a repair already in flight are not counted again.
-        if (e.led !== true) return
-        m?.roleRepairs.inc({ database: String(e.database), role: String(e.role), reason: String(e.reason) })
+        if (!e.led) return
+        m?.roleRepairs.inc({ database: e.database, role: e.role, reason: e.reason })
         this.#logger.warn(
           { role: e.role, database: e.database, reason: e.reason, transport: e.transport },
           'restricted role altered by a client (ALTER ROLE CURRENT_USER); repaired through the owner',
@@ -127,44 +124,36 @@ export class Observer {
         this.#logger.warn({ role: e.role, database: e.database }, 'connection reset failed; connection discarded')
         return
       case 'internal-error':
-      case 'error':
         this.#logger.error({ kind: e.kind, error: errorName(e.error) }, 'internal error')
+        return
+      case 'error':
+        this.#logger.error({ kind: e.kind }, 'internal error')
+        return
+      case 'verified':
+        m?.verifyDuration.observe(e.ms / 1000)
+        return
+      case 'verify-failed':
+        m?.verifyDuration.observe(e.ms / 1000)
+        m?.verificationFailures.inc({ code: e.code })
+        return
+      case 'token-cache':
+        m?.tokenCache.inc({ result: e.result })
+        return
+      case 'jwks-fetch':
+        m?.jwksFetches.inc({ provider: e.provider, reason: e.reason, result: e.ok ? 'ok' : 'error' })
+        if (e.ok) {
+          this.#jwksFetched.set(`${e.database}/${e.provider}`, { database: e.database, provider: e.provider, at: Date.now() })
+          this.#logger.debug({ database: e.database, provider: e.provider, keys: e.keys, reason: e.reason }, 'JWKS fetched')
+        } else {
+          this.#logger.warn({ database: e.database, provider: e.provider, code: e.code, reason: e.reason }, 'JWKS fetch failed')
+        }
+        return
+      case 'provider-reload-failed':
+        this.#logger.warn({ code: e.code, reason: e.reason }, 'provider reload failed')
         return
       default:
         this.#logger.debug({ event: e.kind }, 'gateway event')
     }
-  }
-
-  /** Events of a database's verifier. */
-  readonly onVerifierEvent = (database: string, e: VerifierEvent): void => {
-    const m = this.#metrics
-    switch (e.type) {
-      case 'verify_fail':
-        m?.verificationFailures.inc({ code: e.code })
-        return
-      case 'cache_hit':
-        m?.tokenCache.inc({ result: 'hit' })
-        return
-      case 'cache_miss':
-        m?.tokenCache.inc({ result: 'miss' })
-        return
-      case 'jwks_fetch':
-        m?.jwksFetches.inc({ provider: e.provider, reason: e.reason, result: e.ok ? 'ok' : 'error' })
-        if (e.ok) {
-          this.#jwksFetched.set(`${database}/${e.provider}`, { database, provider: e.provider, at: Date.now() })
-          this.#logger.debug({ database, provider: e.provider, keys: e.keys, reason: e.reason }, 'JWKS fetched')
-        } else {
-          this.#logger.warn({ database, provider: e.provider, code: e.code, reason: e.reason }, 'JWKS fetch failed')
-        }
-        return
-      default:
-        return
-    }
-  }
-
-  /** Time to verify one token. */
-  readonly onVerify = (ms: number): void => {
-    this.#metrics?.verifyDuration.observe(ms / 1000)
   }
 
   /** A verified wire identity, for the audit trail. */

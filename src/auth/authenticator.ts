@@ -1,26 +1,33 @@
 /**
- * The databases a gateway serves, and who a request runs as.
+ * The authenticator: who a request runs as, for every transport (HTTP `/sql`, the wire protocol over TCP,
+ * TLS and WebSocket, and the in-process mode), in the databases a gateway serves.
  *
  * Each served database (named by the client: `Neon-Connection-String`'s path, or the wire startup's
  * `database`) has its own sealing key, role credentials and providers, all read through the owner URL
  * pointed at that database. A database is opened on first use and only when pg-authorize is set up in it.
  *
- * {@link Databases.authenticate} is the one place both transports turn a JWT into an identity: verify the
- * token against that database's providers for the requested role, seal the verified claims, and name the
- * connection to use, which logs in as the restricted role itself (security properties 1 to 3).
+ * {@link Authenticator.authenticate} is the one place a JWT becomes an {@link Identity}: verify the token
+ * against that database's providers for the requested role and seal the verified claims. Then
+ * {@link Authenticator.loginAsRole} is the one way a transport logs in to Postgres as the restricted role
+ * itself (security properties 1 to 3), repairing a role a client altered and retrying.
  *
  * @module
  */
 import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
 import { openDatabaseContext, type DatabaseContext } from '../database/context.js'
 import { connectOwner } from '../database/connect.js'
+import { loginWithRepair } from '../database/role-repair.js'
 import { watchDatabase, type DatabaseWatch } from '../database/watch.js'
 import { envelopeExpiry, type SessionKey } from '../database/session.js'
 import { Verifier, isCompactJws } from '../verify/verifier.js'
 import type { ProviderConfig, VerifiedToken, VerifierEvent, VerifierOptions } from '../verify/types.js'
+import type { EventSink, GatewayEvent } from '../observability/events.js'
+import type { AuthRequest, Identity, Transport } from './identity.js'
 import type pg from 'pg'
 
-export interface DatabasesOptions {
+export type { AuthRequest, Identity, Transport } from './identity.js'
+
+export interface AuthenticatorOptions {
   /** Owner connection string; its database is the default one served. */
   ownerUrl: string
   /**
@@ -43,34 +50,12 @@ export interface DatabasesOptions {
   wireSessionTtlSeconds?: number
   /** How often providers are re-read besides LISTEN/NOTIFY, ms. Default 30000. */
   providerPollMs?: number
-  onVerifierEvent?: (database: string, e: VerifierEvent) => void
-  /** Time each verification took, ms (for the latency histogram). */
-  onVerify?: (ms: number, ok: boolean) => void
-  onError?: (err: unknown) => void
+  /** Verifications, JWKS fetches, token cache, role repairs, provider reload failures. */
+  onEvent?: EventSink
+  /** The clock, ms since the epoch (tests pass their own). Default `Date.now`. */
+  now?: () => number
   /** A database's sealing key was rotated: live sessions holding an envelope should be resealed. */
   onKeyRotated?: (database: string, generation: number) => void
-}
-
-export interface AuthenticateRequest {
-  token: string | undefined
-  role: string
-  database: string
-  transport: 'http' | 'tcp' | 'tls' | 'websocket'
-}
-
-export interface Identity {
-  role: string
-  database: string
-  /** Sealed claims; null for an anonymous request without a token. */
-  envelope: string | null
-  /** When the identity stops being valid (epoch seconds). */
-  expiresAt: number | undefined
-  /** The provider that verified the token, when there was one. */
-  provider?: string
-  /** The verified `sub`, for audit logs. */
-  subject?: string
-  /** Seals the same identity again with the current key (after a key rotation). */
-  reseal?: () => string
 }
 
 interface SealedClaims {
@@ -89,8 +74,9 @@ interface Served {
 
 const MISSING_TOKEN = 'missing authentication credentials: required authorization bearer token in JWT format'
 
-export class Databases {
-  readonly #opts: DatabasesOptions
+export class Authenticator {
+  readonly #opts: AuthenticatorOptions
+  readonly #now: () => number
   readonly #served = new Map<string, Promise<Served>>()
   readonly #allowed: ReadonlySet<string>
   /** Recent failures to open a database: until `until`, requests get `error` without a new owner login. */
@@ -98,8 +84,9 @@ export class Databases {
   readonly #sealed = new WeakMap<VerifiedToken, SealedClaims>()
   readonly #defaultDatabase: string
 
-  constructor(options: DatabasesOptions) {
+  constructor(options: AuthenticatorOptions) {
     this.#opts = options
+    this.#now = options.now ?? Date.now
     this.#defaultDatabase = decodeURIComponent(new URL(options.ownerUrl).pathname.slice(1)) || 'postgres'
     this.#allowed = new Set([this.#defaultDatabase, ...(options.databases ?? [])])
   }
@@ -128,14 +115,14 @@ export class Databases {
     let served = this.#served.get(name)
     if (!served) {
       const failed = this.#failed.get(name)
-      if (failed && failed.until > Date.now()) return Promise.reject(failed.error)
+      if (failed && failed.until > this.#now()) return Promise.reject(failed.error)
       served = this.#open(name)
       this.#served.set(name, served)
       // A failure is remembered briefly (a flood of requests costs one owner login per interval), then
       // forgotten: the database may be set up or reachable a moment later.
       served.catch((error: unknown) => {
         this.#served.delete(name)
-        this.#failed.set(name, { until: Date.now() + (this.#opts.negativeCacheMs ?? 5000), error })
+        this.#failed.set(name, { until: this.#now() + (this.#opts.negativeCacheMs ?? 5000), error })
       })
     }
     return served
@@ -158,7 +145,7 @@ export class Databases {
     const verifier = new Verifier({
       ...this.#opts.verifier,
       providers: extra,
-      onEvent: (e) => this.#opts.onVerifierEvent?.(name, e),
+      onEvent: (e) => this.#verifierEvent(name, e),
     })
     let watch: DatabaseWatch
     try {
@@ -168,12 +155,12 @@ export class Databases {
           providers: (stored) => verifier.setProviders([...extra, ...(stored as ProviderConfig[])]),
           // `providers refresh`: not awaited, so a slow JWKS never holds up the watch's reloads.
           refresh: (names) => {
-            for (const n of names) verifier.refresh(n).catch((err) => this.#opts.onError?.(err))
+            for (const n of names) verifier.refresh(n).catch((err) => this.#reloadFailed(err))
           },
           keys: async (owner) => {
             if (await ctx.reloadKey(owner)) this.#opts.onKeyRotated?.(ctx.database, ctx.sessionKey.generation)
           },
-          ...(this.#opts.onError ? { onError: this.#opts.onError } : {}),
+          onError: (err) => this.#reloadFailed(err),
         },
         { pollMs: this.#opts.providerPollMs ?? 30_000 },
       )
@@ -197,6 +184,20 @@ export class Databases {
     return ctx.repairRole(role)
   }
 
+  /**
+   * Logs in as the restricted role with `connect` (a pool's or a client's login, which must discard a
+   * connection whose session is tainted and throw RoleTaintedError). A login refused because a client
+   * changed the role's password, or a session carrying settings a client stored on the role, is repaired
+   * through the owner and retried (bounded, with backoff); see database/role-repair.ts. The one place every
+   * transport's login is retried.
+   */
+  loginAsRole<T>(target: { database: string; role: string }, transport: Transport, connect: () => Promise<T>): Promise<T> {
+    const { database, role } = target
+    return loginWithRepair(connect, () => this.repairRole(database, role), {
+      onRepair: (reason, led) => this.#emit({ kind: 'role-repair', database, role, reason, led, transport }),
+    })
+  }
+
   /** Terminates a wire session's backend after a grace period unless it exits (see `DatabaseContext.reapBackend`). */
   reapBackend(database: string, role: string, pid: number, backendStart: string): void {
     this.open(database).then(({ ctx }) => ctx.reapBackend(pid, backendStart, role), () => {})
@@ -216,7 +217,7 @@ export class Databases {
   }
 
   /** Verifies a request's credentials and returns who it runs as. Throws PgAuthorizeError. */
-  async authenticate(req: AuthenticateRequest): Promise<Identity> {
+  async authenticate(req: AuthRequest): Promise<Identity> {
     // Nothing privileged before a credential is at least well formed (security property 10): the database
     // must be one this gateway serves, and a token must have the shape of a JWT, before any owner login.
     this.#checkServed(req.database)
@@ -242,10 +243,11 @@ export class Databases {
     try {
       verified = await verifier.verify(req.token, { role: req.role })
     } catch (err) {
-      this.#opts.onVerify?.(performance.now() - started, false)
+      const code = isPgAuthorizeError(err) ? err.code : 'ERR_INTERNAL'
+      this.#emit({ kind: 'verify-failed', database: ctx.database, code, ms: performance.now() - started })
       throw err
     }
-    this.#opts.onVerify?.(performance.now() - started, true)
+    this.#emit({ kind: 'verified', database: ctx.database, provider: verified.provider.name, ms: performance.now() - started })
     const { envelope, expiresAt } = req.transport === 'http'
       ? this.#httpEnvelope(ctx, verified, req.role)
       : this.#seal(ctx, verified, req.role, this.#opts.wireSessionTtlSeconds ?? 86_400)
@@ -258,14 +260,14 @@ export class Databases {
       // the current key, installed after a rotation.
       ...(req.transport === 'http'
         ? {}
-        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt }) }),
+        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt, now: this.#now }) }),
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }
   }
 
   #seal(ctx: DatabaseContext, verified: VerifiedToken, role: string, ttl: number): SealedClaims {
-    const envelope = ctx.seal(verified.claims as Record<string, unknown>, role, verified.provider.name, { maxTtlSeconds: ttl })
+    const envelope = ctx.seal(verified.claims as Record<string, unknown>, role, verified.provider.name, { maxTtlSeconds: ttl, now: this.#now })
     return { envelope, expiresAt: envelopeExpiry(envelope), key: ctx.sessionKey, role }
   }
 
@@ -278,10 +280,35 @@ export class Databases {
   #httpEnvelope(ctx: DatabaseContext, verified: VerifiedToken, role: string): SealedClaims {
     const ttl = this.#opts.httpClaimsTtlSeconds ?? 300
     const cached = this.#sealed.get(verified)
-    if (cached && cached.key === ctx.sessionKey && cached.role === role && cached.expiresAt - Date.now() / 1000 >= ttl / 2) return cached
+    if (cached && cached.key === ctx.sessionKey && cached.role === role && cached.expiresAt - this.#now() / 1000 >= ttl / 2) return cached
     const sealed = this.#seal(ctx, verified, role, ttl)
     this.#sealed.set(verified, sealed)
     return sealed
+  }
+
+  #emit(e: GatewayEvent): void {
+    this.#opts.onEvent?.(e)
+  }
+
+  /** A verifier's events, as the gateway's (verifications themselves are reported by `authenticate`). */
+  #verifierEvent(database: string, e: VerifierEvent): void {
+    if (e.type === 'cache_hit' || e.type === 'cache_miss') {
+      this.#emit({ kind: 'token-cache', database, result: e.type === 'cache_hit' ? 'hit' : 'miss' })
+    } else if (e.type === 'jwks_fetch') {
+      this.#emit(e.ok
+        ? { kind: 'jwks-fetch', database, provider: e.provider, reason: e.reason, ok: true, keys: e.keys }
+        : { kind: 'jwks-fetch', database, provider: e.provider, reason: e.reason, ok: false, code: e.code })
+    }
+  }
+
+  /** A failed reload of providers or keys, with its reason (our messages never hold secrets). */
+  #reloadFailed(err: unknown): void {
+    const code = (err as { code?: unknown }).code
+    this.#emit({
+      kind: 'provider-reload-failed',
+      code: typeof code === 'string' ? code : 'ERR_INTERNAL',
+      reason: isPgAuthorizeError(err) ? err.message : err instanceof Error ? `${typeof code === 'string' ? code : err.name}: ${err.message}` : String(err),
+    })
   }
 
   /**

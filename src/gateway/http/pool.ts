@@ -14,7 +14,7 @@
  * - Every session is reset before it is reused (security property 4), in one of two ways:
  *   - a connection given back *idle* (its last `ReadyForQuery` said I: no transaction open, nothing pending)
  *     returns to the pool at once, marked dirty. Whoever acquires it with `{ pipelineReset: true }` gets
- *     `lease.resetPending` and must send `RESET_SESSION_STEPS` ahead of its own statements in the same
+ *     the reset as `lease.prelude` and must run it ahead of its own statements in the same
  *     pipeline, before its one Sync (the HTTP handler does: no round trip of its own); any other caller gets it
  *     reset by `acquire` itself first;
  *   - a connection given back in a transaction, failed or with a reply still pending is reset with
@@ -36,13 +36,17 @@
  *
  * @module
  */
-import net from 'node:net'
 import pg from 'pg'
-import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
-import { RESET_SESSION_SQL } from '../database/session.js'
-import { SESSION_OPTIONS } from '../database/context.js'
-import { RoleTaintedError, checkSession, loginWithRepair } from '../database/role-repair.js'
-import { FairShare, FairShareRefusal, identityKey, subjectHash } from './fair-share.js'
+import { PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
+import { RESET_SESSION_SQL, RESET_SESSION_STEPS } from '../../database/session.js'
+import { SESSION_OPTIONS } from '../../database/context.js'
+import { RoleTaintedError, checkSession } from '../../database/role-repair.js'
+import { backendKey, destroySocket, isReadyForQuery, onReadyForQuery } from '../../database/pg-internals.js'
+import { identityKey, subjectHash } from '../../auth/identity.js'
+import type { EventSink } from '../../observability/events.js'
+import { sendCancelRequest } from '../protocol.js'
+import type { Step } from './execute.js'
+import { FairShare, FairShareRefusal } from './fair-share.js'
 
 export interface GatewayPoolsOptions {
   /** How to log in to `database` as `role` (host, port, user = role, its stored password, ssl...). */
@@ -69,14 +73,13 @@ export interface GatewayPoolsOptions {
    */
   fairShare?: { perIdentity?: number; queuePerIdentity?: number } | false
   /**
-   * Undoes what a client may have done to `role` itself (`ALTER ROLE CURRENT_USER PASSWORD/SET`), through the
-   * owner. When given, every new connection is checked with `checkSession` before it is used, and a failed
-   * login or a tainted connection is discarded, the role repaired and the login retried (bounded, with
-   * backoff). Resolves true when this call ran the repair. See `DatabaseContext.repairRole`.
+   * Logs in through `connect`, repairing what a client may have done to `role` itself (`ALTER ROLE
+   * CURRENT_USER PASSWORD/SET`) and retrying: `Authenticator.loginAsRole`. When given, every new connection
+   * is checked with `checkSession` before it is used, and a tainted one is discarded.
    */
-  repairRole?(database: string, role: string): Promise<boolean>
+  loginAsRole?<T>(target: { database: string; role: string }, connect: () => Promise<T>): Promise<T>
   /** Hook for logs/metrics; never receives secrets. */
-  onEvent?: (e: { kind: string; [k: string]: unknown }) => void
+  onEvent?: EventSink
 }
 
 /** A connection lent to one request. Call exactly one of `release`, `destroy`, `cancel`. */
@@ -85,10 +88,11 @@ export interface Lease {
   readonly database: string
   readonly role: string
   /**
-   * With `acquire(..., { pipelineReset: true })` only: the previous user's session state is still there, and
-   * the caller must send `RESET_SESSION_STEPS` first, in the same pipeline as its statements (one Sync).
+   * Steps the caller must run first, in the same pipeline as its own statements (one Sync): with
+   * `acquire(..., { pipelineReset: true })`, the reset of the previous user's session state when it is
+   * still there; otherwise none.
    */
-  readonly resetPending: boolean
+  readonly prelude: readonly Step[]
   /** Gives the connection back: reset in the background, then reused (or closed if the reset fails). */
   release(): void
   /** Closes the connection instead of reusing it (its protocol state is unknown). */
@@ -140,11 +144,15 @@ interface SessionState {
 
 const sessions = new WeakMap<pg.ClientBase, SessionState>()
 
+/** The reset as pipeline steps, built once (not captured: they are the gateway's own). */
+const RESET_PRELUDE: readonly Step[] = RESET_SESSION_STEPS.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
+const NO_STEPS: readonly Step[] = []
+
 const noop = () => {}
 
 /** One pg.Pool per (database, role); see the module comment. */
 export class GatewayPools {
-  readonly #opts: Required<Omit<GatewayPoolsOptions, 'onEvent' | 'repairRole' | 'fairShare'>> & Pick<GatewayPoolsOptions, 'onEvent' | 'repairRole'>
+  readonly #opts: Required<Omit<GatewayPoolsOptions, 'onEvent' | 'loginAsRole' | 'fairShare'>> & Pick<GatewayPoolsOptions, 'onEvent' | 'loginAsRole'>
   readonly #share: { perIdentity: number; queuePerIdentity: number } | undefined
   readonly #pools = new Map<string, Promise<Entry>>()
   readonly #settled = new Set<Entry>()
@@ -160,7 +168,7 @@ export class GatewayPools {
       idleResetMillis: options.idleResetMillis ?? 50,
       resetTimeoutMillis: options.resetTimeoutMillis ?? 5_000,
       onEvent: options.onEvent,
-      repairRole: options.repairRole,
+      loginAsRole: options.loginAsRole,
     }
     const max = this.#opts.max
     this.#share = options.fairShare === false ? undefined : {
@@ -276,13 +284,10 @@ export class GatewayPools {
   }
 
   async #connect(entry: Entry, database: string, role: string): Promise<pg.PoolClient> {
-    const repair = this.#opts.repairRole
+    const login = this.#opts.loginAsRole
     try {
-      if (!repair) return await entry.pool.connect()
-      // A client changed the role's password or stored role defaults: repair through the owner, retry.
-      return await loginWithRepair(() => entry.pool.connect(), () => repair(database, role), {
-        onRepair: (reason, led) => this.#opts.onEvent?.({ kind: 'role-repair', database, role, reason, led, transport: 'http' }),
-      })
+      if (!login) return await entry.pool.connect()
+      return await login({ database, role }, () => entry.pool.connect())
     } catch (err) {
       throw this.#connectError(err, database, role)
     }
@@ -348,7 +353,7 @@ export class GatewayPools {
       idleTimeoutMillis: this.#opts.idleTimeoutMillis,
       connectionTimeoutMillis: this.#opts.acquireTimeoutMillis,
       // Settings a client stored on the role with ALTER ROLE apply to every new connection: never serve one.
-      ...(this.#opts.repairRole
+      ...(this.#opts.loginAsRole
         ? { onConnect: async (client: pg.ClientBase) => {
             // The session's own settings, not the catalog: what it really runs with (pg-pool ends it on throw).
             const check = await checkSession(client)
@@ -366,10 +371,7 @@ export class GatewayPools {
       client.once('end', () => clearTimeout(session.idleTimer))
       sessions.set(client, session)
       // First in line, so the status is current before the query that is waiting for it settles.
-      ;(client as unknown as { connection: pg.Connection }).connection.prependListener(
-        'readyForQuery',
-        (msg: { status?: string }) => { session.status = msg.status ?? '?' },
-      )
+      onReadyForQuery(client, (status) => { session.status = status })
     })
     const share = this.#share && new FairShare({ slots: this.#opts.max, ...this.#share })
     const entry: Entry = { database, role, pool, leased: 0, share }
@@ -401,7 +403,7 @@ interface LeaseOptions {
   cancelTimeoutMillis: number
   idleResetMillis: number
   resetTimeoutMillis: number
-  onEvent?: GatewayPoolsOptions['onEvent'] | undefined
+  onEvent?: EventSink | undefined
 }
 
 class PooledLease implements Lease {
@@ -410,7 +412,7 @@ class PooledLease implements Lease {
   readonly #entry: Entry
   readonly #opts: LeaseOptions
   readonly #session: SessionState
-  readonly resetPending: boolean
+  readonly prelude: readonly Step[]
   readonly #onGiveBack: (() => void) | undefined
   #done = false
 
@@ -421,7 +423,7 @@ class PooledLease implements Lease {
     this.#entry = entry
     this.#opts = opts
     this.#session = session
-    this.resetPending = session.dirty
+    this.prelude = session.dirty ? RESET_PRELUDE : NO_STEPS
   }
 
   get database(): string {
@@ -435,7 +437,7 @@ class PooledLease implements Lease {
   release(): void {
     if (this.#take()) return
     // Idle, with no reply pending: back to the pool now; the next user resets it (see the module comment).
-    if (this.#session.status === 'I' && (this.client as unknown as { readyForQuery?: boolean }).readyForQuery === true) {
+    if (this.#session.status === 'I' && isReadyForQuery(this.client)) {
       this.#session.dirty = true
       this.#giveBack(undefined)
       this.#scheduleIdleReset()
@@ -458,18 +460,16 @@ class PooledLease implements Lease {
 
   destroy(): void {
     if (this.#take()) return
-    this.#hardClose()
+    destroySocket(this.client)
     this.#giveBack(true)
   }
 
   async cancel(): Promise<void> {
     if (this.#take()) return
-    const c = this.client as unknown as { processID?: number; secretKey?: number; host: string; port: number }
-    if (c.processID !== undefined && c.secretKey !== undefined) {
-      await sendCancel(c.host, c.port, c.processID, c.secretKey, this.#opts.cancelTimeoutMillis).catch(noop)
-    }
+    const key = backendKey(this.client)
+    if (key) await sendCancelRequest(key, this.#opts.cancelTimeoutMillis)
     // Neon's proxy also discards the connection after a cancel: its protocol state is unknown.
-    this.#hardClose()
+    destroySocket(this.client)
     this.#giveBack(true)
   }
 
@@ -495,7 +495,7 @@ class PooledLease implements Lease {
           // request that took it in the meantime.
           session.broken = true
           opts.onEvent?.({ kind: 'reset-failed', database, role, message: err.message })
-          hardClose(client)
+          destroySocket(client)
         },
       ).finally(() => {
         session.resetting = undefined
@@ -510,22 +510,12 @@ class PooledLease implements Lease {
     return false
   }
 
-  #hardClose(): void {
-    hardClose(this.client)
-  }
-
   #giveBack(err: Error | boolean | undefined): void {
     this.#entry.leased--
     this.#poolClient.release(err)
     // After the connection is back in pg.Pool, so the waiter this slot goes to finds it there.
     this.#onGiveBack?.()
   }
-}
-
-/** Closes the connection's socket at once (its protocol state is unknown, or it missed a deadline). */
-function hardClose(client: pg.ClientBase): void {
-  const stream = (client as unknown as { connection?: { stream?: { destroy(): void } } }).connection?.stream
-  stream?.destroy()
 }
 
 /**
@@ -535,7 +525,7 @@ function hardClose(client: pg.ClientBase): void {
 function resetWithin(client: pg.ClientBase, ms: number): Promise<void> {
   return new Promise<void>((resolve, reject) => {
     const timer = setTimeout(() => {
-      hardClose(client)
+      destroySocket(client)
       reject(new Error(`the session reset did not finish within ${ms} ms`))
     }, ms)
     client.query(RESET_SESSION_SQL).then(
@@ -548,26 +538,5 @@ function resetWithin(client: pg.ClientBase, ms: number): Promise<void> {
         reject(err)
       },
     )
-  })
-}
-
-/**
- * Sends a Postgres CancelRequest (16 bytes: length, code 80877102, pid, secret) for backend `pid` on a fresh
- * socket. Written here because pg offers it only through Client.cancel, which relies on the deprecated
- * activeQuery getter and on pg's internal Connection class.
- */
-function sendCancel(host: string, port: number, pid: number, key: number, timeoutMs: number): Promise<void> {
-  return new Promise((resolve, reject) => {
-    const msg = Buffer.alloc(16)
-    msg.writeInt32BE(16, 0)
-    msg.writeInt32BE(80877102, 4)
-    msg.writeInt32BE(pid, 8)
-    msg.writeInt32BE(key, 12)
-    const socket = host.startsWith('/') ? net.connect(`${host}/.s.PGSQL.${port}`) : net.connect(port, host)
-    socket.setTimeout(timeoutMs, () => socket.destroy(new Error('cancel request timed out')))
-    socket.on('error', reject)
-    socket.on('connect', () => socket.end(msg))
-    // The server closes the socket once it has read the request: then the cancel has landed.
-    socket.on('close', () => resolve())
   })
 }
