@@ -105,6 +105,8 @@ const STATIC: Readonly<Record<string, string>> = Object.fromEntries([
 ])
 const LOGIN_STYLE = styleHash(LOGIN_CSS)
 const SAFE = new Set(['GET', 'HEAD'])
+/** Every API route; any method it does not take is answered 405. */
+const API_PATHS = ['/api/providers', '/api/providers/refresh', '/api/providers/:name', '/api/providers/:name/refresh', '/api/roles', '/api/setup', '/api/policies', '/api/inspect', '/api/playground']
 
 /** A gateway bound to every address is reached by the name the browser used; show that one. */
 function reachable(ep: ConsoleEndpoints, req: Request): ConsoleEndpoints {
@@ -225,7 +227,9 @@ export function createConsoleApp(options: ConsoleOptions): ConsoleApp {
   }
 
   // The JSON API. `DELETE /api/providers/refresh` removes a provider named "refresh": the named routes
-  // come before the catch-alls that answer 405.
+  // come before the catch-alls that answer 405. Hono answers HEAD with the GET route; the API does not
+  // take HEAD (it would run the query for nothing), so it answers 405 first.
+  for (const known of API_PATHS) app.use(known, async (c, next) => (c.req.method === 'HEAD' ? notAllowed(c) : next()))
   app.get('/api/providers', async () => json(200, { providers: await listProviderViews(ownerUrl) }))
   app.post('/api/providers', async (c) => json(201, { provider: await addProviderView(ownerUrl, databases, await readJson(c.req.raw)) }))
   app.post('/api/providers/refresh', async () => json(200, { providers: await refreshProviders(ownerUrl, databases) }))
@@ -263,9 +267,7 @@ export function createConsoleApp(options: ConsoleOptions): ConsoleApp {
     }
     return json(200, { results })
   })
-  for (const known of ['/api/providers', '/api/providers/refresh', '/api/providers/:name', '/api/providers/:name/refresh', '/api/roles', '/api/setup', '/api/policies', '/api/inspect', '/api/playground']) {
-    app.all(known, notAllowed)
-  }
+  for (const known of API_PATHS) app.all(known, notAllowed)
 
   // Whatever is left under /console.
   app.all('*', (c) => {

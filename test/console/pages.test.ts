@@ -47,7 +47,7 @@ async function mounted() {
   assert.equal(login.status, 303)
   const cookie = login.headers.get('set-cookie')!.split(';')[0]!
   const get = (path: string) => app.request(`http://127.0.0.1:4444/console${path}`, { headers: { cookie } })
-  return { app, consoleApp, get }
+  return { app, consoleApp, get, cookie }
 }
 
 test('every page shows a hostile database or role name as text, never as markup', async () => {
@@ -86,7 +86,7 @@ test('the login page escapes its message and code', async () => {
 })
 
 test('mounted on a Hono router, the console keeps its routes, its 401s and its headers; only listed assets are served', async () => {
-  const { app, consoleApp, get } = await mounted()
+  const { app, consoleApp, get, cookie } = await mounted()
   try {
     const anon = await app.request('http://127.0.0.1:4444/console/providers')
     assert.equal(anon.status, 401)
@@ -104,6 +104,11 @@ test('mounted on a Hono router, the console keeps its routes, its 401s and its h
       assert.equal(res.headers.get('cache-control'), 'no-store')
     }
     assert.equal((await get('/api/nope')).status, 404)
+    // HEAD is not an API method (Hono would run the GET route for it); a page does take it.
+    const head = (path: string) => app.request(`http://127.0.0.1:4444/console${path}`, { method: 'HEAD', headers: { cookie } })
+    assert.equal((await head('/api/roles')).status, 405)
+    assert.equal((await head('/api/nope')).status, 404)
+    assert.equal((await head('/policies')).status, 200)
   } finally {
     consoleApp.close()
   }
