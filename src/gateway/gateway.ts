@@ -16,7 +16,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import { Authenticator, type AuthenticatorOptions } from '../auth/authenticator.js'
-import { createConsoleHandler, newAdminToken } from '../console/index.js'
+import { createConsoleApp, newAdminToken } from '../console/index.js'
 import { AuditTrail } from '../observability/audit.js'
 import type { GatewayEvent } from '../observability/events.js'
 import { silentLogger, type Logger } from '../observability/logger.js'
@@ -178,7 +178,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // The console (when on) is mounted under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
-  const consoleHandler = consoleToken === undefined ? undefined : createConsoleHandler({
+  const consoleApp = consoleToken === undefined ? undefined : createConsoleApp({
     databases,
     ownerUrl: options.databaseUrl,
     adminToken: consoleToken,
@@ -212,7 +212,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           : '/metrics is off: start serve with --metrics-token <token> (here, behind a bearer token) or --metrics-port <port> (a separate listener)',
       )
     },
-    console: consoleHandler,
+    console: consoleApp,
     routes: options.routes,
   })
   const handler: FetchHandler = async (req) => {
@@ -355,7 +355,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await wire!.close()
         await httpClosed
         await pools!.close()
-        consoleHandler?.close()
+        consoleApp?.close()
         await databases.close()
         await audit?.close()
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()))
