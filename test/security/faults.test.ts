@@ -14,7 +14,8 @@ import { signToken } from '../../src/tokens/sign.js'
 import { freePort } from '../../src/database/embedded.js'
 import { withOwner } from '../../src/database/providers.js'
 import { startCli } from '../helpers/cli.js'
-import { alice, childGateway, startPostgres, startStack, tempDir, TRANSPORTS, until, type Outcome, type Transport } from './stack.js'
+import { alice, childGateway, startPostgres, startStack, TRANSPORTS, until, type Outcome, type Transport } from './stack.js'
+import { tempDir } from '../helpers/fs.js'
 
 const cleanups: Array<() => Promise<unknown>> = []
 after(async () => {

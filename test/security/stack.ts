@@ -11,8 +11,7 @@
  */
 import type { GatewayEvent } from '../../src/observability/events.js'
 import { spawn } from 'node:child_process'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { Client as NeonClient, neonConfig } from '@neondatabase/serverless'
@@ -27,6 +26,7 @@ import { generateSigningKey, type SigningKey } from '../../src/keys/generate.js'
 import { signToken } from '../../src/tokens/sign.js'
 import type { VerifierEvent } from '../../src/verify/types.js'
 import { Verifier } from '../../src/verify/verifier.js'
+import { tempDir } from '../helpers/fs.js'
 
 /**
  * Every verification's outcome in this process, recorded by wrapping `Verifier.prototype.verify` (test-only
@@ -109,11 +109,6 @@ export interface Session {
   close(): Promise<void>
 }
 
-export async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix))
-  await chmod(dir, 0o755)
-  return dir
-}
 
 /** Creates the schema the tests need, as the owner; idempotent. */
 export const EXTRA_SCHEMA = `

@@ -9,10 +9,11 @@ import { test } from 'node:test'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { Verifier } from '../../src/verify/index.js'
 import { runCli, startCli } from '../helpers/cli.js'
-import { rejectsWith, tempDir } from './helpers.js'
+import { rejectsWith } from './helpers.js'
+import { tempDir } from '../helpers/fs.js'
 
 test('rotate and retire against a running jwks serve', async (t) => {
-  const dir = await tempDir(t)
+  const dir = await tempDir('pga-jwt-', t)
   assert.equal((await runCli(['keys', 'generate', '--dir', dir])).code, 0)
   const oldKid = JSON.parse(await readFile(path.join(dir, 'public.jwk.json'), 'utf8')).kid as string
   const server = await startCli(['jwks', 'serve', '--dir', dir, '--port', '0', '--max-age', '0'], /JWKS: (http:\/\/\S+)/)
