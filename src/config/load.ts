@@ -202,20 +202,6 @@ export function maskedConfig(config: GatewayConfig): Record<string, unknown> {
   return out
 }
 
-/** parseArgs options for every setting (booleans take `--no-x` for false). */
-export function settingFlags(): Record<string, { type: 'string' | 'boolean' }> {
-  const flags: Record<string, { type: 'string' | 'boolean' }> = {}
-  for (const s of SETTINGS) {
-    if (s.type === 'bool') {
-      flags[s.flag] = { type: 'boolean' }
-      flags[`no-${s.flag}`] = { type: 'boolean' }
-    } else {
-      flags[s.flag] = { type: 'string' }
-    }
-  }
-  return flags
-}
-
 /** Folds `--no-x` into `x: false`. */
 export function flagValues(values: Record<string, unknown>): Record<string, string | boolean | undefined> {
   const out: Record<string, string | boolean | undefined> = {}
