@@ -1,10 +1,10 @@
 /**
- * pg-authorize as --database-url OWNER_URL (--claims JSON | --token JWT | --anonymous) [--role R]
- *                  (-c SQL | -f FILE | interactive on stdin) [--commit] [--json]
+ * `pg-authorize as`: runs SQL and shows exactly what a gateway request with those claims would see: it
+ * logs in as the restricted role itself and installs the claims through the gateway's own sealed
+ * mechanism. Needs no gateway and no signing keys. Each script runs in a transaction that is rolled back
+ * unless --commit. Its options are in the definition below (and in docs/cli.md).
  *
- * Runs SQL and shows exactly what a gateway request with those claims would see: it logs in as the
- * restricted role itself and installs the claims through the gateway's own sealed mechanism. Needs no
- * gateway and no signing keys. Each script runs in a transaction that is rolled back unless --commit.
+ * @module
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'

@@ -1,9 +1,8 @@
 /**
- * pg-authorize config print [--config FILE] [--json] [any serve flag]
- * pg-authorize config reference
+ * `pg-authorize config print | reference`: the effective configuration, each value with where it came
+ * from, secrets masked; or the reference table of every setting.
  *
- * Shows the effective configuration, each value with where it came from, secrets masked; or the
- * reference table of every setting.
+ * @module
  */
 import { CONFIG_OPTION, settingOptions } from '../options.js'
 import { defineCommand, defineGroup } from '../define.js'

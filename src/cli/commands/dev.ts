@@ -1,9 +1,9 @@
 /**
- * pg-authorize dev [--dir .pg-authorize] [--port 4444] [--pg-port 5433] [--jwks-port 8787]
- *                  [--postgres-port 55432] [--database neondb] [--no-demo] [--allow-anonymous]
+ * `pg-authorize dev`: the whole stack locally, offline, in one command (also `npm start`). Ctrl-C stops
+ * everything; a second run reuses the data. A second `dev` on the same folder is refused
+ * (ERR_ALREADY_RUNNING, exit 1).
  *
- * The whole stack locally, offline, in one command (also `npm start`). Ctrl-C stops everything; a second
- * run reuses the data. A second `dev` on the same folder is refused (ERR_ALREADY_RUNNING, exit 1).
+ * @module
  */
 import { int, listenFailure, settingOption } from '../options.js'
 import { defineCommand } from '../define.js'

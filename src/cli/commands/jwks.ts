@@ -2,8 +2,6 @@
  * `pg-authorize jwks serve`: publish a key directory's public keys at /.well-known/jwks.json.
  * Rotated or retired keys are picked up without a restart. Stops on SIGINT/SIGTERM.
  *
- *   pg-authorize jwks serve [--dir ./keys] [--port 8787] [--host 127.0.0.1] [--max-age 300]
- *
  * @module
  */
 import path from 'node:path'

@@ -1,10 +1,6 @@
 /**
- * `pg-authorize keys`: signing keys in a key directory (layout documented in src/keys/keydir.ts).
- *
- *   pg-authorize keys generate [--alg RS256|ES256|EdDSA] [--kid ID] [--dir ./keys] [--force]
- *   pg-authorize keys rotate   [--dir ./keys] [--alg ALG] [--kid ID]   new current key; old one stays published
- *   pg-authorize keys retire   [--dir ./keys] --kid ID                 stop publishing a previous key
- *   pg-authorize keys list     [--dir ./keys] [--json]                 kid, alg, state, created
+ * `pg-authorize keys generate | rotate | retire | list`: signing keys in a key directory (layout
+ * documented in src/keys/keydir.ts).
  *
  * @module
  */

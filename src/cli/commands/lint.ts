@@ -1,7 +1,8 @@
 /**
- * pg-authorize lint --database-url OWNER_URL [--format text|json|sarif] [--fail-on warn|error] [--sample-claims FILE]
+ * `pg-authorize lint`: reports RLS and grant mistakes, each with its fix; exits 1 when a finding reaches
+ * --fail-on (for CI).
  *
- * Reports RLS and grant mistakes, each with its fix; exits 1 when a finding reaches --fail-on (for CI).
+ * @module
  */
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'

@@ -1,8 +1,9 @@
 /**
- * pg-authorize matrix --database-url OWNER_URL --claims FILE [--format table|json|markdown] [--sample N]
+ * `pg-authorize matrix`: for each table with RLS and each named claim set in a file, which of SELECT,
+ * INSERT, UPDATE and DELETE are allowed and on how many rows. Writes are probed in a rolled-back
+ * transaction: nothing changes.
  *
- * For each table with RLS and each named claim set in FILE: which of SELECT, INSERT, UPDATE and DELETE
- * are allowed and on how many rows. Writes are probed in a rolled-back transaction: nothing changes.
+ * @module
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'

@@ -1,12 +1,8 @@
 /**
- * pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
- *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace] [--json]
- * pg-authorize providers list [--json]
- * pg-authorize providers remove NAME
- * pg-authorize providers refresh [NAME]
- * (each with --database-url OWNER_URL or DATABASE_URL)
+ * `pg-authorize providers add | list | remove | refresh`: the JWT providers of a database. Providers live
+ * in the database, so every gateway serving it shares them and picks up changes live.
  *
- * Providers live in the database, so every gateway serving it shares them and picks up changes live.
+ * @module
  */
 import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, list } from '../options.js'

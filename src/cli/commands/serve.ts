@@ -1,10 +1,9 @@
 /**
- * pg-authorize serve --database-url OWNER_URL [--port 4444] [--host 127.0.0.1] [--pg-port 5433] [--no-pg]
- *                    [--allow-anonymous] [--tls-cert FILE --tls-key FILE] [--allow-insecure-password]
- *                    [--pool-size 10] [--pool-timeout 5000]
+ * `pg-authorize serve`: runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol
+ * with the JWT as password, and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it
+ * cleanly; SIGHUP reloads. Its flags are the rows of the settings table (src/config/schema.ts).
  *
- * Runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol with the JWT as password,
- * and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP reloads providers.
+ * @module
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'

@@ -1,12 +1,9 @@
 /**
- * pg-authorize setup [--database-url OWNER_URL] [--schema NAME]... [--role NAME]... [--no-grants]
- *                    [--statement-timeout 30s] [--idle-in-transaction-timeout 60s]
- *                    [--gateway-host HOST] [--pg-port 5433] [--http-port 4444] [--json]
- * pg-authorize setup --rotate-secret [--grace SECONDS] [--database-url OWNER_URL]
- * pg-authorize setup --uninstall [--cascade] [--database-url OWNER_URL]
+ * `pg-authorize setup`: installs the auth schema, the restricted roles and their grants (idempotent),
+ * then prints the two connection strings of the guide: the owner's and the `authenticated` one
+ * applications use. Also `--rotate-secret` and `--uninstall`.
  *
- * Installs the auth schema, the restricted roles and their grants (idempotent), then prints the two
- * connection strings of the guide: the owner's and the `authenticated` one applications use.
+ * @module
  */
 import { PgAuthorizeError } from '../../errors.js'
 import { DATABASE_OPTIONS, databaseUrl, int } from '../options.js'

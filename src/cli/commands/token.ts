@@ -1,13 +1,5 @@
 /**
- * `pg-authorize token`: sign a custom JWT, or verify one against a JWKS.
- *
- *   pg-authorize token sign --key FILE|DIR --sub ID [--claim NAME=VALUE]... [--claims JSON]
- *                           [--expires-in 1h] [--issuer ISS] [--audience AUD] [--not-before TIME]
- *     The key may instead come from PG_AUTHORIZE_PRIVATE_KEY (the JWK JSON). Claim values that parse
- *     as JSON are JSON (--claim permissions='["read"]'), others strings (--claim tenant_id=abc).
- *
- *   pg-authorize token verify --jwks URL|FILE|DIR [--issuer ISS] [--audience AUD] [--algorithms RS256,ES256] TOKEN|-
- *     Prints {"header":…,"claims":…} or `error [CODE]: message` with exit status 1.
+ * `pg-authorize token sign | verify`: sign a custom JWT, or verify one against a JWKS.
  *
  * @module
  */
