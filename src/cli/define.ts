@@ -170,6 +170,8 @@ export function defineCommand<const O extends Options>(spec: CommandSpec<O>): Co
 
 /** A command whose first word picks a subcommand (`keys generate`); it takes no options of its own. */
 export function defineGroup(spec: GroupSpec): Command {
+  const stray = spec.subcommands.find((c) => !c.name.startsWith(`${spec.name} `))
+  if (stray) throw new Error(`subcommand '${stray.name}' of '${spec.name}' must be named '${spec.name} <word>'`)
   const words = spec.subcommands.map((c) => c.name.slice(spec.name.length + 1))
   const width = Math.max(...words.map((w) => w.length))
   const usage = spec.subcommands.flatMap((c) => c.usage)
