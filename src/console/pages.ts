@@ -5,7 +5,7 @@
  *
  * @module
  */
-import { PROVIDER_ALGORITHMS } from '../database/providers.js'
+import { ALGORITHMS } from '../keys/algorithms.js'
 
 export const BASE = '/console'
 
@@ -79,7 +79,7 @@ audience, an algorithm allow-list and the roles its tokens may run as.</p>
     <label>Audience (<code>aud</code>) <span class="opt">optional, comma-separated</span><input name="audience" id="audience"></label>
     <label>Roles <span class="opt">comma-separated</span><input name="roles" id="roles" value="authenticated"></label>
     <fieldset class="wide algs"><legend>Algorithms</legend>
-      ${PROVIDER_ALGORITHMS.map((a) => `<label class="check"><input type="checkbox" name="algorithms" value="${a}"${DEFAULT_ALGS.has(a) ? ' checked' : ''}> ${a}</label>`).join('\n      ')}
+      ${ALGORITHMS.map((a) => `<label class="check"><input type="checkbox" name="algorithms" value="${a}"${DEFAULT_ALGS.has(a) ? ' checked' : ''}> ${a}</label>`).join('\n      ')}
     </fieldset>
     <div class="wide"><button type="submit" class="primary">Add provider</button></div>
   </form>

@@ -246,11 +246,16 @@ export class Databases {
       throw err
     }
     this.#opts.onVerify?.(performance.now() - started, true)
+    // The verifier chose the role (the requested one, or the one the provider's role claim names).
+    const role = verified.role
+    if (!ctx.roles.includes(role)) {
+      throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `role '${role}' is not a restricted role; the provider's roles must be ${ctx.roles.join(' or ')}`)
+    }
     const { envelope, expiresAt } = req.transport === 'http'
-      ? this.#httpEnvelope(ctx, verified, req.role)
-      : this.#seal(ctx, verified, req.role, this.#opts.wireSessionTtlSeconds ?? 86_400)
+      ? this.#httpEnvelope(ctx, verified, role)
+      : this.#seal(ctx, verified, role, this.#opts.wireSessionTtlSeconds ?? 86_400)
     return {
-      role: req.role,
+      role,
       database: ctx.database,
       envelope,
       expiresAt,
@@ -258,7 +263,7 @@ export class Databases {
       // the current key, installed after a rotation.
       ...(req.transport === 'http'
         ? {}
-        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt }) }),
+        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, role, verified.provider.name, { expiresAt }) }),
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }
