@@ -58,7 +58,9 @@ export const SETTINGS: readonly Setting[] = [
   s('maxResponseBytes', 'int', 10 * 1024 * 1024, 'largest /sql response body (507 above)', { min: 1024, max: 1024 ** 3 }),
   s('clockTolerance', 'int', 30, 'seconds of leeway for exp and nbf', { min: 0, max: 600 }),
   s('maxTokenLength', 'int', 8192, 'longest JWT accepted, bytes, checked before decoding', { min: 256, max: 1024 * 1024 }),
-  s('jwksMaxAge', 'int', 600_000, 'ms after which JWKS keys are refreshed in the background', { min: 1000, max: 86_400_000 }),
+  s('jwksMaxAge', 'int', 600_000, 'ms after which JWKS keys are refreshed in the background when the JWKS response has no Cache-Control max-age or Expires', { min: 1000, max: 86_400_000 }),
+  s('jwksCacheMin', 'int', 60_000, 'least ms a JWKS (or discovery) response is kept, whatever its cache headers say', { min: 1000, max: 86_400_000 }),
+  s('jwksCacheMax', 'int', 86_400_000, 'most ms a JWKS (or discovery) response is kept, whatever its cache headers say', { min: 1000, max: 604_800_000 }),
   s('jwksCooldown', 'int', 30_000, 'least ms between two JWKS fetches caused by an unknown kid', { min: 0, max: 3_600_000 }),
   s('jwksTimeout', 'int', 5000, 'ms a JWKS fetch may take', { min: 100, max: 60_000 }),
   s('tokenCacheSize', 'int', 10_000, 'verified-token cache entries (0 turns it off)', { min: 0, max: 10_000_000 }),
@@ -102,6 +104,8 @@ export interface GatewayConfig {
   clockTolerance: number
   maxTokenLength: number
   jwksMaxAge: number
+  jwksCacheMin: number
+  jwksCacheMax: number
   jwksCooldown: number
   jwksTimeout: number
   tokenCacheSize: number

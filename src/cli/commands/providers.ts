@@ -1,5 +1,6 @@
 /**
- * pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
+ * pg-authorize providers add (--jwks-url URL | --issuer URL) [--name NAME] [--issuer ISS] [--audience AUD]
+ *                            [--role-claim PATH] [--default-role ROLE] [--azp ID] [--strict-audience]
  *                            [--algorithms RS256,ES256] [--roles authenticated,anonymous] [--replace] [--json]
  * pg-authorize providers list [--json]
  * pg-authorize providers remove NAME
@@ -19,6 +20,14 @@ const HELP = `Usage:
   pg-authorize providers add --jwks-url URL [--name NAME] [--issuer ISS] [--audience AUD]
                              [--algorithms RS256,ES256,EdDSA] [--roles authenticated] [--replace] [--json]
                              (fetches the JWKS once and warns if it gives no usable key)
+  pg-authorize providers add --issuer URL ...   without --jwks-url: OIDC discovery; URL/.well-known/openid-configuration
+                                                must name exactly this issuer; its jwks_uri is used (refused otherwise)
+      --role-claim PATH     the claim naming the role: $.role, $.app_metadata.role, $["https://x/claims"].role,
+                            $.realm_access.roles[*]; an array gives the first value --roles allows; the role in the
+                            connection string wins when the claim names it (default: the connection string's role)
+      --default-role ROLE   the role of a token without the role claim (default: such tokens are refused)
+      --azp ID              required authorized party (repeatable; default: azp not checked)
+      --strict-audience     refuse tokens carrying aud when no --audience is set (default: aud then not checked)
   pg-authorize providers list [--json]
   pg-authorize providers remove NAME
   pg-authorize providers refresh [NAME]   every running gateway refetches the JWKS of NAME (default: all)
@@ -28,7 +37,7 @@ and --config FILE (default ./pg-authorize.config.json if present).`
 
 export const providersCommand: Command = {
   name: 'providers',
-  summary: 'add, list or remove the JWT providers (JWKS URLs) of a database',
+  summary: 'add, list or remove the JWT providers (JWKS URLs or OIDC issuers) of a database',
   help: HELP,
   subcommands: ['add', 'list', 'remove', 'refresh'],
   async run(argv, io) {
@@ -46,28 +55,38 @@ export const providersCommand: Command = {
         audience: { type: 'string', multiple: true },
         algorithms: { type: 'string' },
         roles: { type: 'string' },
+        'role-claim': { type: 'string' },
+        'default-role': { type: 'string' },
+        azp: { type: 'string', multiple: true },
+        'strict-audience': { type: 'boolean' },
         replace: { type: 'boolean' },
         json: { type: 'boolean' },
       })
-      if (!values['jwks-url']) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--jwks-url is required')
+      if (!values['jwks-url'] && !values.issuer) {
+        throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--jwks-url URL or --issuer URL (OIDC discovery) is required')
+      }
       const url = databaseUrl(values, io)
       const p = await withOwner(url, (c) =>
         addProvider(
           c,
           {
-            jwksUrl: values['jwks-url'],
+            ...(values['jwks-url'] ? { jwksUrl: values['jwks-url'] } : {}),
             ...(values.name ? { name: values.name } : {}),
             ...(values.issuer ? { issuer: values.issuer } : {}),
             ...(values.audience?.length ? { audience: values.audience.length === 1 ? values.audience[0]! : values.audience } : {}),
             ...(values.algorithms ? { algorithms: list(values.algorithms)! } : {}),
             ...(values.roles ? { roles: list(values.roles)! } : {}),
+            ...(values['role-claim'] ? { roleClaim: values['role-claim'] } : {}),
+            ...(values['default-role'] ? { defaultRole: values['default-role'] } : {}),
+            ...(values.azp?.length ? { authorizedParties: values.azp } : {}),
+            ...(values['strict-audience'] ? { strictAudience: true } : {}),
           },
           { replace: values.replace ?? false },
         ),
       )
       // Stored either way (the issuer may not be up yet), but say so now rather than at the first token.
       const probed = await probeKeys(p)
-      io.stdout(values.json ? JSON.stringify({ ...p, ...probed }, null, 2) : `added provider '${p.name}' (${p.jwksUrl}); roles: ${p.roles.join(', ')}; algorithms: ${p.algorithms.join(', ')}`)
+      io.stdout(values.json ? JSON.stringify({ ...p, ...probed }, null, 2) : `added provider '${p.name}' (${p.discovery ? `discovered from ${p.issuer}: ` : ''}${p.jwksUrl}); roles: ${p.roles.join(', ')}${p.roleClaim ? ` from ${p.roleClaim}${p.defaultRole ? `, default ${p.defaultRole}` : ''}` : ''}; algorithms: ${p.algorithms.join(', ')}`)
       if (probed.keysError) {
         io.stderr(`warning: provider '${p.name}' was added, but its JWKS gives no usable key: ${probed.keysError.message}; tokens it signs are refused until it does`)
       }
@@ -81,8 +100,16 @@ export const providersCommand: Command = {
       else {
         io.stdout(
           alignedTable(
-            ['name', 'jwks', 'roles', 'algorithms', 'issuer', 'audience'],
-            providers.map((p) => [p.name, p.jwksUrl ?? '(inline keys)', p.roles.join(','), p.algorithms.join(','), p.issuer ?? '', p.audience ? [p.audience].flat().join(',') : '']),
+            ['name', 'jwks', 'roles', 'role claim', 'algorithms', 'issuer', 'audience'],
+            providers.map((p) => [
+              p.name,
+              p.jwks ? '(inline keys)' : p.discovery ? `(discovery) ${p.jwksUrl ?? ''}` : p.jwksUrl!,
+              p.roles.join(',') + (p.defaultRole ? ` (default ${p.defaultRole})` : ''),
+              p.roleClaim ?? '',
+              p.algorithms.join(','),
+              p.issuer ?? '',
+              (p.audience ? [p.audience].flat().join(',') : p.strictAudience ? '(none: strict)' : '') + (p.authorizedParties ? ` azp: ${p.authorizedParties.join(',')}` : ''),
+            ]),
           ),
         )
       }
