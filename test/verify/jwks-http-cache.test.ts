@@ -23,7 +23,8 @@ async function server(t: { after(fn: () => unknown): void }, headers: (req: Inco
     const h = headers(req)
     if (h[':status'] === '304') {
       const { ':status': _, ...rest } = h
-      return res.writeHead(304, rest).end()
+      res.writeHead(304, rest).end()
+      return
     }
     res.writeHead(200, { 'content-type': 'application/json', ...h }).end(JSON.stringify({ keys: [k1.publicJwk] }))
   })
@@ -96,7 +97,7 @@ test('max-age minus Age; Expires minus the response Date; no-cache: all bounded 
 })
 
 test('ETag revalidation: the refresh sends If-None-Match, a 304 keeps the keys and starts a new freshness period', async (t) => {
-  const srv = await server(t, (req) =>
+  const srv = await server(t, (req): Record<string, string> =>
     req.headers['if-none-match'] === '"v1"'
       ? { ':status': '304', etag: '"v1"', 'cache-control': 'max-age=600' }
       : { etag: '"v1"', 'cache-control': 'max-age=600' })
