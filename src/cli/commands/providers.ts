@@ -31,7 +31,8 @@ const HELP = `Usage:
   pg-authorize providers list [--json]
   pg-authorize providers remove NAME
   pg-authorize providers refresh [NAME]   every running gateway refetches the JWKS of NAME (default: all)
-                                          now, not when its cached keys expire (--jwks-max-age, 10 min)
+                                          now, not when its cached keys expire (their cache headers, or
+                                          --jwks-max-age, 10 min), and re-reads discovery documents
 Each takes --database-url OWNER_URL (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
 and --config FILE (default ./pg-authorize.config.json if present).`
 
