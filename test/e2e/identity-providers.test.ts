@@ -11,7 +11,7 @@ import { after, before, test } from 'node:test'
 import { Client as NeonClient, neonConfig } from '@neondatabase/serverless'
 import pg from 'pg'
 import ws from 'ws'
-import { addProvider, withOwner, type ProviderInput } from '../../src/database/providers.js'
+import { addProvider, listProviders, withOwner, type ProviderInput } from '../../src/database/providers.js'
 import { setup } from '../../src/database/setup.js'
 import { startGateway, type Gateway } from '../../src/gateway/gateway.js'
 import { generateSigningKey, type SigningKey } from '../../src/keys/index.js'
@@ -178,4 +178,21 @@ test('the role in the connection string wins when the claim allows it, and only 
   // Asked for a role the claim does not name: the claim's first allowed role, not the one asked for.
   const viewerOnly = await tokenFor('keycloak', { ...RECIPES.keycloak!.claims, realm_access: { roles: ['viewer'] } })
   assert.deepEqual((await http(viewerOnly, 'editor')).body.rows?.[0]?.role, 'viewer')
+})
+
+test('a database set up before migration 0007 still lists its providers (gateways keep working until setup runs again)', async () => {
+  const name = `${db.database}_old`
+  const admin = new pg.Client(db.adminUrl)
+  await admin.connect()
+  await admin.query(`create database ${name}`)
+  await admin.end()
+  const url = db.urlFor(name)
+  await setup(url)
+  await withOwner(url, async (c) => {
+    await addProvider(c, { name: 'old', jwksUrl: 'https://old.example/jwks.json' })
+    // What 0006 left: none of 0007's columns.
+    await c.query(`alter table pgauthorize.providers drop column discovery, drop column role_claim, drop column default_role,
+      drop column authorized_parties, drop column strict_audience`)
+    assert.deepEqual(await listProviders(c), [{ name: 'old', jwksUrl: 'https://old.example/jwks.json', algorithms: ['RS256', 'ES256', 'EdDSA'], roles: ['authenticated'] }])
+  })
 })
