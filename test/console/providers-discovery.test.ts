@@ -6,7 +6,9 @@ import assert from 'node:assert/strict'
 import { createServer, type Server } from 'node:http'
 import type { AddressInfo } from 'node:net'
 import { after, before, test } from 'node:test'
-import { listProviders, withOwner } from '../../src/database/providers.js'
+import { addProvider, listProviders, withOwner } from '../../src/database/providers.js'
+import { generateSigningKey } from '../../src/keys/index.js'
+import { signToken } from '../../src/tokens/index.js'
 import { startConsoleHarness, type ConsoleHarness } from './harness.js'
 
 let h: ConsoleHarness
@@ -74,4 +76,23 @@ test('replace edits a provider: the new rules are stored, the old ones gone', as
   assert.equal(stored!.strictAudience, undefined)
   const again = await post({ name: 'kc', issuer: `${issuer}/good` })
   assert.equal(again.body.error?.code, 'ERR_PROVIDER_EXISTS')
+})
+
+test('the playground runs a token as the role its provider chooses, as the gateway would', async () => {
+  const key = await generateSigningKey({ alg: 'ES256', kid: 'pg-1' })
+  await withOwner(h.db.url, (c) => addProvider(c, {
+    name: 'claims-role', issuer: 'https://claims-role.example', jwks: { keys: [key.publicJwk as Record<string, unknown>] },
+    algorithms: ['ES256'], roles: ['authenticated', 'anonymous'], roleClaim: '$.r',
+  }))
+  await h.gw.databases.reload()
+  const token = await signToken({ privateJwk: key.privateJwk, sub: 'p1', issuer: 'https://claims-role.example', claims: { r: 'anonymous' }, expiresIn: '5m' })
+  const { cookie, csrf } = await h.login()
+  const res = await fetch(`${h.base}/api/playground`, {
+    method: 'POST',
+    headers: { cookie, 'x-csrf-token': csrf, origin: h.gw.url, 'content-type': 'application/json' },
+    body: JSON.stringify({ sql: 'select current_user as u', identities: [{ kind: 'token', token, role: 'authenticated' }] }),
+  })
+  const r = (await res.json()) as { results: { identity: { role: string }; rows?: unknown[][]; error?: unknown }[] }
+  assert.equal(r.results[0]!.identity.role, 'anonymous', JSON.stringify(r))
+  assert.deepEqual(r.results[0]!.rows, [['anonymous']])
 })
