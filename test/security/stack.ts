@@ -9,6 +9,7 @@
  *
  * @module
  */
+import type { GatewayEvent } from '../../src/observability/events.js'
 import { spawn } from 'node:child_process'
 import { chmod, mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
@@ -82,7 +83,7 @@ export interface Stack {
   keys: { rs: SigningKey; es: SigningKey; ed: SigningKey }
   /** Outcomes of every verification (verify_fail carries the error code). */
   verifierEvents: VerifierEvent[]
-  gatewayEvents: Array<{ kind: string; [k: string]: unknown }>
+  gatewayEvents: GatewayEvent[]
   /** `connection authorized` log lines of the restricted roles, counted since start. */
   restrictedLogins(): number
   /** `connection authorized` log lines of the owner (the server's superuser here), counted since start. */

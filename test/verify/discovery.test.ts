@@ -11,7 +11,7 @@ import { test } from 'node:test'
 import { generateSigningKey } from '../../src/keys/index.js'
 import { signToken } from '../../src/tokens/index.js'
 import { Verifier, type VerifierEvent } from '../../src/verify/index.js'
-import { rejectsWith } from '../jwt/helpers.js'
+import { rejectsWith } from './helpers.js'
 
 const NOW = Date.UTC(2030, 0, 1)
 const ka = await generateSigningKey({ alg: 'ES256', kid: 'a' })

@@ -9,7 +9,7 @@ import { test } from 'node:test'
 import { generateSigningKey } from '../../src/keys/index.js'
 import { signToken } from '../../src/tokens/index.js'
 import { parseClaimPath, selectClaim, Verifier, type ProviderConfig } from '../../src/verify/index.js'
-import { rawSign, rejectsWith } from '../jwt/helpers.js'
+import { rawSign, rejectsWith } from './helpers.js'
 
 const key = await generateSigningKey({ alg: 'RS256', kid: 'rk' })
 const ROLES = ['authenticated', 'anonymous', 'editor', 'viewer']
