@@ -248,11 +248,16 @@ export class Authenticator {
       throw err
     }
     this.#emit({ kind: 'verified', database: ctx.database, provider: verified.provider.name, ms: performance.now() - started })
+    // The verifier chose the role (the requested one, or the one the provider's role claim names).
+    const role = verified.role
+    if (!ctx.roles.includes(role)) {
+      throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `role '${role}' is not a restricted role; the provider's roles must be ${ctx.roles.join(' or ')}`)
+    }
     const { envelope, expiresAt } = req.transport === 'http'
-      ? this.#httpEnvelope(ctx, verified, req.role)
-      : this.#seal(ctx, verified, req.role, this.#opts.wireSessionTtlSeconds ?? 86_400)
+      ? this.#httpEnvelope(ctx, verified, role)
+      : this.#seal(ctx, verified, role, this.#opts.wireSessionTtlSeconds ?? 86_400)
     return {
-      role: req.role,
+      role,
       database: ctx.database,
       envelope,
       expiresAt,
@@ -260,7 +265,7 @@ export class Authenticator {
       // the current key, installed after a rotation.
       ...(req.transport === 'http'
         ? {}
-        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt, now: this.#now }) }),
+        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, role, verified.provider.name, { expiresAt, now: this.#now }) }),
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }

@@ -213,12 +213,14 @@ export async function runAs(
   input: IdentityInput,
   options: { statementTimeoutMs?: number } = {},
 ): Promise<RunResult> {
-  const role = input.role ?? 'authenticated'
+  let role = input.role ?? 'authenticated'
   const identity: RunResult['identity'] = { kind: input.kind, role, claims: null }
   let client: pg.Client | undefined
   try {
     if (input.kind === 'token') {
       const v = await verifier.verify(input.token!, { role })
+      // As the gateway does: the provider's role claim may choose another role than the one asked for.
+      role = identity.role = v.role
       identity.provider = v.provider.name
       identity.claims = { ...v.claims }
     } else if (input.kind === 'claims') {

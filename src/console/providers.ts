@@ -13,6 +13,9 @@ import { usableKeys } from '../verify/keyset.js'
 import type { ConsoleBackend } from './backend.js'
 import { list, str } from './http.js'
 
+/** A checkbox field: true, "on" or "true". */
+const flag = (body: Record<string, unknown>, key: string): boolean => body[key] === true || body[key] === 'on' || body[key] === 'true'
+
 export interface KeyView {
   kid: string | null
   alg: string | null
@@ -29,6 +32,12 @@ export interface ProviderView {
   audience: string[]
   algorithms: string[]
   roles: string[]
+  /** The JWKS URL comes from the issuer's OIDC discovery document (`jwksUrl` is the last one discovered). */
+  discovery: boolean
+  roleClaim: string | null
+  defaultRole: string | null
+  authorizedParties: string[]
+  strictAudience: boolean
   keys: KeyView[]
   /** Why no usable key was found (or a warning about the keys found). */
   keysError?: { code: string; message: string }
@@ -68,6 +77,11 @@ function view(p: StoredProvider, keys: Pick<ProviderView, 'keys' | 'keysError'>)
     audience: p.audience === undefined ? [] : Array.isArray(p.audience) ? p.audience : [p.audience],
     algorithms: [...p.algorithms],
     roles: [...p.roles],
+    discovery: p.discovery === true,
+    roleClaim: p.roleClaim ?? null,
+    defaultRole: p.defaultRole ?? null,
+    authorizedParties: [...(p.authorizedParties ?? [])],
+    strictAudience: p.strictAudience === true,
     ...keys,
   }
 }
@@ -77,7 +91,10 @@ export async function listProviderViews(ownerUrl: string): Promise<ProviderView[
   return Promise.all(providers.map(async (p) => view(p, await probeKeys(p))))
 }
 
-/** Stores a provider, makes the gateway pick it up now, and fetches its keys. */
+/**
+ * Stores a provider (`replace: true` edits the one of that name), makes the gateway pick it up now, and
+ * fetches its keys. An issuer without a JWKS URL is discovered first; a failed discovery refuses the add.
+ */
 export async function addProviderView(ownerUrl: string, databases: ConsoleBackend, body: Record<string, unknown>): Promise<ProviderView> {
   const jwksUrl = str(body, 'jwksUrl', 2048)
   const stored = await withOwner(ownerUrl, (c) =>
@@ -88,7 +105,11 @@ export async function addProviderView(ownerUrl: string, databases: ConsoleBacken
       ...(list(body, 'audience') ? { audience: list(body, 'audience')! } : {}),
       ...(list(body, 'algorithms') ? { algorithms: list(body, 'algorithms')! } : {}),
       ...(list(body, 'roles') ? { roles: list(body, 'roles')! } : {}),
-    }),
+      ...(str(body, 'roleClaim', 256) ? { roleClaim: str(body, 'roleClaim', 256)! } : {}),
+      ...(str(body, 'defaultRole', 63) ? { defaultRole: str(body, 'defaultRole', 63)! } : {}),
+      ...(list(body, 'authorizedParties') ? { authorizedParties: list(body, 'authorizedParties')! } : {}),
+      ...(flag(body, 'strictAudience') ? { strictAudience: true } : {}),
+    }, { replace: flag(body, 'replace') }),
   )
   await reloadProviders(databases)
   return view(stored, await probeKeys(stored))

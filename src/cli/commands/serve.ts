@@ -104,6 +104,8 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
         clockToleranceSeconds: config.clockTolerance,
         maxTokenLength: config.maxTokenLength,
         jwksMaxAgeMs: config.jwksMaxAge,
+        jwksCacheMinMs: config.jwksCacheMin,
+        jwksCacheMaxMs: config.jwksCacheMax,
         jwksCooldownMs: config.jwksCooldown,
         jwksTimeoutMs: config.jwksTimeout,
         cache: config.tokenCacheSize > 0 && config.tokenCacheTtl > 0 ? { maxEntries: config.tokenCacheSize, maxTtlMs: config.tokenCacheTtl } : false,

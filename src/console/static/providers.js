@@ -24,13 +24,17 @@ function renderProviders(list) {
   }
   set(box, table(['Name', 'JWKS', 'Issuer / audience', 'Algorithms', 'Roles', 'Keys', ''], list.map((p) => [
     h('td', { class: 'name' }, h('strong', {}, p.name)),
-    h('td', { class: 'mono' }, h('div', { class: 'url' }, p.inline ? '(inline keys)' : p.jwksUrl)),
+    h('td', { class: 'mono' }, h('div', { class: 'url' }, p.inline ? '(inline keys)' : p.jwksUrl), p.discovery ? h('div', { class: 'muted' }, 'discovered from the issuer') : null),
     h('td', {}, p.issuer ? h('div', {}, 'iss ', h('span', { class: 'mono' }, p.issuer)) : h('span', { class: 'muted' }, 'any issuer'),
-      p.audience.length ? h('div', {}, 'aud ', h('span', { class: 'mono' }, p.audience.join(', '))) : h('div', { class: 'muted' }, 'any audience')),
+      p.audience.length ? h('div', {}, 'aud ', h('span', { class: 'mono' }, p.audience.join(', '))) : h('div', { class: 'muted' }, p.strictAudience ? 'no audience (strict)' : 'any audience'),
+      p.authorizedParties.length ? h('div', {}, 'azp ', h('span', { class: 'mono' }, p.authorizedParties.join(', '))) : null),
     h('td', { class: 'mono' }, p.algorithms.join(', ')),
-    h('td', {}, p.roles.map((r) => badge(r))),
+    h('td', {}, p.roles.map((r) => badge(r)),
+      p.roleClaim ? h('div', { class: 'mono' }, `from ${p.roleClaim}`) : null,
+      p.defaultRole ? h('div', {}, 'default ', h('span', { class: 'mono' }, p.defaultRole)) : null),
     keysCell(p),
     h('td', { class: 'row-actions' },
+      h('button', { type: 'button', class: 'small', onclick: () => editOne(p) }, 'Edit'),
       h('button', { type: 'button', class: 'small', onclick: (e) => refreshOne(p.name, e.currentTarget) }, 'Refresh'),
       h('button', { type: 'button', class: 'small danger', onclick: (e) => removeOne(p.name, e.currentTarget) }, 'Remove')),
   ]), { id: 'providers-table' }))
@@ -71,6 +75,24 @@ async function removeOne(name, button) {
   }
 }
 
+/** Fills the form with a provider's settings, to save them back with "replace". */
+function editOne(p) {
+  const form = document.getElementById('add-provider')
+  const field = (name, value) => { form.elements[name].value = value }
+  field('jwksUrl', p.discovery || p.inline ? '' : p.jwksUrl ?? '')
+  field('name', p.name)
+  field('issuer', p.issuer ?? '')
+  field('audience', p.audience.join(', '))
+  field('authorizedParties', p.authorizedParties.join(', '))
+  field('roles', p.roles.join(', '))
+  field('roleClaim', p.roleClaim ?? '')
+  field('defaultRole', p.defaultRole ?? '')
+  form.elements.strictAudience.checked = p.strictAudience
+  form.elements.replace.checked = true
+  for (const box of form.querySelectorAll('input[name=algorithms]')) box.checked = p.algorithms.includes(box.value)
+  form.scrollIntoView()
+}
+
 function initProviders() {
   loadProviders()
   const form = document.getElementById('add-provider')
@@ -85,10 +107,15 @@ function initProviders() {
       audience: f.get('audience'),
       roles: f.get('roles'),
       algorithms: f.getAll('algorithms'),
+      roleClaim: f.get('roleClaim'),
+      defaultRole: f.get('defaultRole'),
+      authorizedParties: f.get('authorizedParties'),
+      strictAudience: f.get('strictAudience') === 'on',
+      replace: f.get('replace') === 'on',
     }
     const button = form.querySelector('button[type=submit]')
     busy(button, true)
-    set(out, h('p', { class: 'muted' }, 'Adding and fetching the JWKS…'))
+    set(out, h('p', { class: 'muted' }, body.jwksUrl ? 'Adding and fetching the JWKS…' : 'Discovering the issuer and fetching its JWKS…'))
     try {
       const { provider: p } = await api('POST', '/providers', body)
       set(out,
