@@ -73,6 +73,7 @@ export const SETTINGS: readonly Setting[] = [
   s('auditTable', 'bool', false, 'also write audit records to pgauthorize.audit_log'),
   s('auditRetentionDays', 'int', 30, 'days audit rows are kept in the table', { min: 1, max: 3650 }),
   s('shutdownTimeout', 'int', 10_000, 'ms in-flight requests get to finish on SIGTERM', { min: 0, max: 600_000 }),
+  s('workers', 'string', '1', 'gateway processes sharing the ports, a number or auto (one per core); pool sizes and limits are divided among them'),
 ]
 
 export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
@@ -116,6 +117,7 @@ export interface GatewayConfig {
   auditTable: boolean
   auditRetentionDays: number
   shutdownTimeout: number
+  workers: string
 }
 
 /** Where a value came from, for `config print`. */

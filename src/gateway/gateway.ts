@@ -26,6 +26,7 @@ import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
 import { Observer } from './observe.js'
 import { listen, urlHost } from '../lib/listen.js'
+import type { WorkerHooks } from './cluster.js'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -83,6 +84,8 @@ export interface GatewayOptions {
   audit?: { table?: boolean; retentionDays?: number } | false
   /** How long requests in flight get to finish on `close()`, ms. Default 10000. */
   shutdownTimeoutMs?: number
+  /** Set in each worker of `serve --workers N` (cluster.ts): wire cancels routed across workers, /metrics summed. */
+  worker?: WorkerHooks
 }
 
 export interface Gateway {
@@ -187,8 +190,9 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     trustProxy: options.trustProxy === true,
     endpoints: () => ({ httpUrl: listening!.url, host, pgPort: listening!.pgPort }),
   })
+  const metricsText = options.worker?.metricsText ?? (() => metrics.text())
   const metricsResponse = async () =>
-    new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } })
+    new Response(await metricsText(), { status: 200, headers: { 'content-type': metrics.contentType } })
   let readiness: { at: number; result: ReturnType<Databases['readiness']> } | undefined
   const ops = async (req: Request): Promise<Response | undefined> => {
     const path = new URL(req.url).pathname
@@ -265,6 +269,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.tls ? { tls: options.tls } : {}),
     allowInsecurePassword: options.allowInsecurePassword ?? false,
     ...(options.wireLimits ? { limits: options.wireLimits } : {}),
+    ...(options.worker ? { shard: options.worker } : {}),
     // After login a WebSocket message may be as large as a /sql body (before it, a few tens of kB).
     ...(options.maxRequestBytes ? { maxWebSocketMessageBytes: options.maxRequestBytes } : {}),
     onEvent,
@@ -311,7 +316,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         res.writeHead(404).end()
         return
       }
-      metrics.text().then(
+      metricsText().then(
         (text: string) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
         () => res.writeHead(500).end(),
       )

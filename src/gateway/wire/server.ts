@@ -130,6 +130,11 @@ export interface WireGatewayOptions {
   maxWebSocketMessageBytes?: number
   /** Session limits; see {@link WireLimits}. */
   limits?: WireLimits
+  /**
+   * One of `count` processes sharing the port (`serve --workers`, gateway/cluster.ts): this one hands out
+   * process ids `≡ index (mod count)`, and a CancelRequest for another's id goes to `forwardCancel`.
+   */
+  shard?: { index: number; count: number; forwardCancel(processId: number, secret: Buffer): void }
 }
 
 /**
@@ -150,6 +155,8 @@ export interface WireGateway {
   attachWebSocket(server: http.Server): void
   /** Number of established (authenticated) sessions. */
   sessions(): number
+  /** Answers a CancelRequest (a forwarded one, with `shard`): cancels the session's query if the secret matches. */
+  cancel(processId: number, secret: Buffer): void
   /**
    * Reseals every live session of `database` that holds an envelope, each at its next idle moment (after a
    * key rotation, so sessions keep working once the old key retires). Returns how many were asked.
@@ -354,9 +361,10 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     }
   }
 
+  const shard = options.shard
   function newProcessId(): number {
     for (;;) {
-      const id = randomInt(1, 0x7fffffff)
+      const id = shard ? randomInt(1, Math.floor(0x7fffffff / shard.count)) * shard.count + shard.index : randomInt(1, 0x7fffffff)
       if (!live.has(id)) return id
     }
   }
@@ -676,6 +684,10 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
   }
 
   function handleCancel(processId: number, secret: Buffer): void {
+    if (shard && processId % shard.count !== shard.index) {
+      shard.forwardCancel(processId, secret)
+      return
+    }
     const s = live.get(processId)
     const matched = s !== undefined && timingSafeEqual(s.secretKey, secret)
     emit({ kind: 'cancel', matched })
@@ -731,6 +743,8 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     },
 
     sessions: () => live.size,
+
+    cancel: handleCancel,
 
     reseal(database) {
       let n = 0
