@@ -179,13 +179,14 @@ test('two workers: both serve /sql and the wire port, cancels are routed, /metri
     for (let round = 0; round < 16 && (round < 4 || routed() === 0); round++) {
       // Two in a row per session: the round robin hands consecutive connections to alternate workers.
       const c = Math.floor(round / 2) % 2 === 0 ? s0! : s1!
-      const running = c.query('select pg_sleep(30)').then(() => 'finished', (e: { code?: string }) => e.code)
+      // 57014 with "user request": the cancel, not the gateway's statement timeout (the same SQLSTATE).
+      const running = c.query('select pg_sleep(30)').then(() => 'finished', (e: { code?: string; message?: string }) => `${e.code} ${e.message}`)
       await until('the query to be running', async () =>
         (await withOwner(db.url, (o) => o.query(`select 1 from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'`))).rowCount === 1 ? true : undefined,
       )
       const internals = c as unknown as { processID: number; secretKey: number }
       await sendCancel(gw.pgPort, internals.processID, internals.secretKey)
-      assert.equal(await running, '57014', `cancel ${round + 1} cancelled the query`)
+      assert.equal(await running, '57014 canceling statement due to user request', `cancel ${round + 1} cancelled the query`)
     }
     assert.ok(routed() >= 1, 'at least one cancel crossed workers')
 
