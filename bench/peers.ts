@@ -21,7 +21,7 @@
  *
  * @module
  */
-import { spawn, type ChildProcess } from 'node:child_process'
+import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
 import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
@@ -83,6 +83,13 @@ async function startPeer(config: Record<string, unknown>): Promise<Server> {
   const m = await waitForLine(child, /READY (\d+)/, 30_000)
   drain(child)
   return { pid: child.pid!, port: Number(m[1]), stop: () => stopChild(child) }
+}
+
+/** A tool's version line (wrk -v exits 1 after printing it). */
+function toolVersion(tool: string, args: string[]): Promise<string> {
+  return new Promise((resolve) =>
+    execFile(tool, args, (_err, stdout, stderr) => resolve((stdout || stderr).split('\n')[0]!.replace(/\s+\[.*$/, '').trim() || path.basename(tool))),
+  )
 }
 
 /** A wrk Lua script that cycles through prebuilt requests (one per identity). */
@@ -245,13 +252,12 @@ export async function benchPeersHttp(o: BenchOptions, stack: Stack): Promise<Fig
           `hand-written ${fmt(a.at(-1)!.rate)} req/s ${fmt(a.at(-1)!.cpuUs)} µs; no-op ${fmt(n.at(-1)!.rate)} req/s ${fmt(n.at(-1)!.cpuUs, 1)} µs`,
       )
     }
-    const wrkVersion = (await run(wrkTool, ['-v']).catch((e: Error) => e.message)).split('\n')[0]!.replace(/^.*?(wrk [\d.]+).*$/, '$1')
     return [
       ratioFigure({
         id: 'h', name: `HTTP vs a hand-written jose+pg API (wrk, ${CONNECTIONS} connections, pool ${POOL})`, unit: 'req/s',
         a: g.map((x) => x.rate), b: a.map((x) => x.rate), label: 'hand-written API', measureUnit: 'hand-written',
         goal: '≥ 2x', goalTest: (x) => x >= 2,
-        note: `${wrkVersion}; no-op Node floor ${fmt(median(n.map((x) => x.rate)))} req/s; server CPU per request: gateway ${us(g.map((x) => x.cpuUs))}, hand-written ${us(a.map((x) => x.cpuUs))}, no-op ${fmt(median(n.map((x) => x.cpuUs)), 1)} µs`,
+        note: `${await toolVersion(wrkTool, ['-v'])}; no-op Node floor ${fmt(median(n.map((x) => x.rate)))} req/s; server CPU per request: gateway ${us(g.map((x) => x.cpuUs))}, hand-written ${us(a.map((x) => x.cpuUs))}, no-op ${fmt(median(n.map((x) => x.cpuUs)), 1)} µs`,
       }),
       ratioFigure({
         id: 'h', name: 'HTTP server CPU per request vs the no-op Node floor', unit: 'µs/req',
@@ -372,7 +378,7 @@ export async function benchPeersWire(o: BenchOptions, stack: Stack): Promise<Fig
           id: 'i', name: `wire vs PgBouncer (session mode), pgbench -S -M prepared, ${clients} clients`, unit: 'tps',
           a: g.map((x) => x.rate), b: b.map((x) => x.rate), label: 'PgBouncer', measureUnit: 'PgBouncer',
           goal: '≥ 0.9x', goalTest: (x) => x >= 0.9,
-          note: `direct to Postgres ${fmt(median(d.map((x) => x.rate)))} tps (gateway ${(median(g.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x, PgBouncer ${(median(b.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x)`,
+          note: `${await toolVersion(bouncerTool, ['--version'])}; direct to Postgres ${fmt(median(d.map((x) => x.rate)))} tps (gateway ${(median(g.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x, PgBouncer ${(median(b.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x)`,
         }),
         ratioFigure({
           id: 'i', name: `wire proxy CPU per transaction vs PgBouncer, ${clients} clients`, unit: 'µs/txn',
