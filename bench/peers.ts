@@ -5,7 +5,7 @@
  * - **h, HTTP**: `wrk` (Debian's package; a C load generator, so the client is not the bottleneck) at 32
  *   connections, `select id, name, email from users where id = $1` as 32 users of Alice's tenant (a token
  *   each, one request per identity in flight, so the fair share never refuses), through
- *   1. the gateway (`pg-authorize serve`, compiled, pool 10, log level warn),
+ *   1. the gateway (`pg-authorize serve`, compiled, pool 10, log level warn, per-identity limits off),
  *   2. a hand-written jose + pg API (bench/peer-api.ts: `jwtVerify` with `createRemoteJWKSet`, then a pg
  *      transaction with `set_config('request.jwt.claims', ..., true)`, pool 10), reading the same table
  *      copy under a policy over the plain setting,
@@ -52,6 +52,8 @@ interface Load {
   rate: number
   /** Server CPU per request or transaction, µs. */
   cpuUs: number
+  /** Postgres' CPU (postmaster and backends) per request, µs, when measured. */
+  pgCpuUs?: number
 }
 
 async function startGatewayChild(stack: Stack, workers: number): Promise<Server> {
@@ -60,8 +62,9 @@ async function startGatewayChild(stack: Stack, workers: number): Promise<Server>
   const child = spawnCli([
     'serve', '--database-url', stack.ownerUrl, '--port', String(port), '--pg-port', String(pgPort),
     '--pool-size', String(POOL), '--log-level', 'warn', '--workers', String(workers),
-    // pgbench's clients share one token and connect at once: the per-identity limits are not what is measured.
-    '--wire-max-sessions-per-identity', '0', '--wire-max-startup-per-address', '0',
+    // pgbench's clients share one token and connect at once, and the hand-written API has no fair share:
+    // the per-identity limits are not what is measured here (figure b measures the fair share's cost).
+    '--wire-max-sessions-per-identity', '0', '--wire-max-startup-per-address', '0', '--pool-identity-share', '0',
   ])
   await waitForLine(child, /gateway ready/, 60_000)
   drain(child)
@@ -93,7 +96,7 @@ function toolVersion(tool: string, args: string[]): Promise<string> {
 }
 
 /** A wrk Lua script that cycles through prebuilt requests (one per identity). */
-function wrkScript(dir: string, requests: Array<{ headers: Record<string, string>; body: string }>): string {
+export function wrkScript(dir: string, requests: Array<{ headers: Record<string, string>; body: string }>): string {
   const lua = (s: string) => JSON.stringify(s) // ASCII only here: a JSON string is a Lua string literal
   const entries = requests.map(
     (r) => `  {${lua(r.body)}, {${Object.entries(r.headers).map(([k, v]) => `[${lua(k)}] = ${lua(v)}`).join(', ')}}}`,
@@ -111,27 +114,44 @@ request = function()
   i = i + 1
   return reqs[(i % #reqs) + 1]
 end
+-- The first failed response of each thread, reported by done() (a benchmark of errors measures nothing).
+local threads = {}
+setup = function(thread) table.insert(threads, thread) end
+bad = nil
+response = function(status, headers, body)
+  if status ~= 200 and bad == nil then bad = status .. " " .. string.sub(body, 1, 300) end
+end
 done = function(summary, latency, requests)
   local e = summary.errors
   io.write(string.format("RESULT %d %d %d\\n", summary.requests, e.connect + e.read + e.write + e.status + e.timeout, summary.duration))
+  for _, t in ipairs(threads) do
+    local b = t:get("bad")
+    if b then io.write("FAILED " .. b .. "\\n") end
+  end
 end
 `,
   )
   return file
 }
 
-async function wrk(tool: string, script: string, port: number, seconds: number, pid: number): Promise<Load> {
+export async function wrk(tool: string, script: string, port: number, seconds: number, pid: number, pgPid?: number): Promise<Load> {
   const url = `http://127.0.0.1:${port}/sql`
   // Warm-up (JIT, pools, the token cache), not measured.
   await run(tool, ['-t2', `-c${CONNECTIONS}`, '-d1s', '-s', script, url])
   const cpu0 = cpuSeconds(pid)
+  const pg0 = pgPid ? cpuSeconds(pgPid) : 0
   const out = await run(tool, ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', script, url])
   const cpu1 = cpuSeconds(pid)
+  const pg1 = pgPid ? cpuSeconds(pgPid) : 0
   const m = /RESULT (\d+) (\d+) (\d+)/.exec(out)
   if (!m) throw new Error('unexpected wrk output:\n' + out)
   const [requests, errors, durationUs] = [Number(m[1]), Number(m[2]), Number(m[3])]
   if (errors > 0 || requests === 0) throw new Error(`wrk saw ${errors} errors (of ${requests} requests) against port ${port}:\n${out}`)
-  return { rate: requests / (durationUs / 1e6), cpuUs: ((cpu1 - cpu0) / requests) * 1e6 }
+  return {
+    rate: requests / (durationUs / 1e6),
+    cpuUs: ((cpu1 - cpu0) / requests) * 1e6,
+    ...(pgPid ? { pgCpuUs: ((pg1 - pg0) / requests) * 1e6 } : {}),
+  }
 }
 
 async function pgbench(tool: string, url: string, password: string, clients: number, seconds: number, pid: number | undefined): Promise<Load> {
@@ -150,7 +170,7 @@ async function pgbench(tool: string, url: string, password: string, clients: num
 }
 
 /** The 32 identities of the HTTP load, their rows in `users` and `peer_users`, and the peer's policy. */
-async function httpIdentities(stack: Stack): Promise<Array<{ token: string; id: string }>> {
+export async function httpIdentities(stack: Stack): Promise<Array<{ token: string; id: string }>> {
   const ids = Array.from({ length: CONNECTIONS }, () => randomUUID())
   await owner(stack.ownerUrl, async (c) => {
     await c.query(
@@ -171,7 +191,7 @@ async function httpIdentities(stack: Stack): Promise<Array<{ token: string; id: 
   return Promise.all(ids.map(async (id) => ({ id, token: await stack.sign({ sub: id, tenant_id: stack.alice.tenantId, role: 'authenticated' }) })))
 }
 
-function gatewayRequests(stack: Stack, users: Array<{ token: string; id: string }>, query: string) {
+export function gatewayRequests(stack: Stack, users: Array<{ token: string; id: string }>, query: string) {
   return users.map((u) => ({
     headers: {
       'content-type': 'application/json',
@@ -244,12 +264,12 @@ export async function benchPeersHttp(o: BenchOptions, stack: Stack): Promise<Fig
     const a: Load[] = []
     const n: Load[] = []
     for (let r = 0; r < o.runs; r++) {
-      g.push(await wrk(wrkTool, gwScript, gw.port, seconds, gw.pid))
-      a.push(await wrk(wrkTool, apiScript, api.port, seconds, api.pid))
+      g.push(await wrk(wrkTool, gwScript, gw.port, seconds, gw.pid, stack.postgres.pid))
+      a.push(await wrk(wrkTool, apiScript, api.port, seconds, api.pid, stack.postgres.pid))
       n.push(await wrk(wrkTool, gwScript, noop.port, seconds, noop.pid))
       o.log(
         `  run ${r + 1}: gateway ${fmt(g.at(-1)!.rate)} req/s ${fmt(g.at(-1)!.cpuUs)} µs CPU/req; ` +
-          `hand-written ${fmt(a.at(-1)!.rate)} req/s ${fmt(a.at(-1)!.cpuUs)} µs; no-op ${fmt(n.at(-1)!.rate)} req/s ${fmt(n.at(-1)!.cpuUs, 1)} µs`,
+          `hand-written ${fmt(a.at(-1)!.rate)} req/s ${fmt(a.at(-1)!.cpuUs)} µs; Postgres CPU/req gateway ${fmt(g.at(-1)!.pgCpuUs!)} µs, hand-written ${fmt(a.at(-1)!.pgCpuUs!)} µs; no-op ${fmt(n.at(-1)!.rate)} req/s ${fmt(n.at(-1)!.cpuUs, 1)} µs`,
       )
     }
     return [
@@ -257,7 +277,7 @@ export async function benchPeersHttp(o: BenchOptions, stack: Stack): Promise<Fig
         id: 'h', name: `HTTP vs a hand-written jose+pg API (wrk, ${CONNECTIONS} connections, pool ${POOL})`, unit: 'req/s',
         a: g.map((x) => x.rate), b: a.map((x) => x.rate), label: 'hand-written API', measureUnit: 'hand-written',
         goal: '≥ 2x', goalTest: (x) => x >= 2,
-        note: `${await toolVersion(wrkTool, ['-v'])}; no-op Node floor ${fmt(median(n.map((x) => x.rate)))} req/s; server CPU per request: gateway ${us(g.map((x) => x.cpuUs))}, hand-written ${us(a.map((x) => x.cpuUs))}, no-op ${fmt(median(n.map((x) => x.cpuUs)), 1)} µs`,
+        note: `${await toolVersion(wrkTool, ['-v'])}; no-op Node floor ${fmt(median(n.map((x) => x.rate)))} req/s; server CPU per request: gateway ${us(g.map((x) => x.cpuUs))}, hand-written ${us(a.map((x) => x.cpuUs))}, no-op ${fmt(median(n.map((x) => x.cpuUs)), 1)} µs; Postgres CPU per request: behind the gateway ${us(g.map((x) => x.pgCpuUs!))}, behind the hand-written API ${us(a.map((x) => x.pgCpuUs!))}`,
       }),
       ratioFigure({
         id: 'h', name: 'HTTP server CPU per request vs the no-op Node floor', unit: 'µs/req',
@@ -335,7 +355,7 @@ async function startPgBouncer(tool: string, upstream: URL, password: string): Pr
 }
 
 /** pgbench's tables, once per stack, readable by `authenticated`. */
-async function pgbenchTables(tool: string, stack: Stack): Promise<void> {
+export async function pgbenchTables(tool: string, stack: Stack): Promise<void> {
   const exists = await owner(stack.ownerUrl, async (c) => (await c.query(`select to_regclass('pgbench_accounts') is not null as e`)).rows[0].e as boolean)
   if (!exists) await run(tool, ['-i', '-q', '-s', '10', stack.ownerUrl])
   await owner(stack.ownerUrl, (c) => c.query('grant select on pgbench_accounts, pgbench_branches, pgbench_tellers to authenticated'))
