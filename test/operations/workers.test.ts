@@ -182,7 +182,8 @@ test('two workers: both serve /sql and the wire port, cancels are routed, /metri
       // 57014 with "user request": the cancel, not the gateway's statement timeout (the same SQLSTATE).
       const running = c.query('select pg_sleep(30)').then(() => 'finished', (e: { code?: string; message?: string }) => `${e.code} ${e.message}`)
       await until('the query to be running', async () =>
-        (await withOwner(db.url, (o) => o.query(`select 1 from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'`))).rowCount === 1 ? true : undefined,
+        (await withOwner(db.url, (o) => o.query(`select 1 from pg_stat_activity where query = 'select pg_sleep(30)' and state = 'active'`))).rowCount! >= 1 ? true : undefined,
+        60_000,
       )
       const internals = c as unknown as { processID: number; secretKey: number }
       await sendCancel(gw.pgPort, internals.processID, internals.secretKey)
