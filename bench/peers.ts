@@ -56,7 +56,7 @@ interface Load {
   pgCpuUs?: number
 }
 
-async function startGatewayChild(stack: Stack, workers: number): Promise<Server> {
+export async function startGatewayChild(stack: Stack, workers: number): Promise<Server> {
   const port = await freePort()
   const pgPort = await freePort()
   const child = spawnCli([
@@ -294,7 +294,7 @@ export async function benchPeersHttp(o: BenchOptions, stack: Stack): Promise<Fig
 }
 
 /** PgBouncer in session mode on loopback in front of `upstream`, as `nobody` when we are root (it refuses root). */
-async function startPgBouncer(tool: string, upstream: URL, password: string): Promise<Server> {
+export async function startPgBouncer(tool: string, upstream: URL, password: string): Promise<Server> {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'pga-pgbouncer-'))
   const port = await freePort()
   const user = decodeURIComponent(upstream.username)
