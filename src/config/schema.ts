@@ -90,6 +90,7 @@ export const SETTINGS = [
   s('auditTable', 'bool', false, 'also write audit records to pgauthorize.audit_log'),
   s('auditRetentionDays', 'int', 30, 'days audit rows are kept in the table', { min: 1, max: 3650 }),
   s('shutdownTimeout', 'int', 10_000, 'ms in-flight requests get to finish on SIGTERM', { min: 0, max: 600_000 }),
+  s('workers', 'string', '1', 'gateway processes sharing the ports, a number or auto (one per core); pool sizes and limits are divided among them'),
 ] as const satisfies readonly Setting[]
 
 type AnySetting = (typeof SETTINGS)[number]

@@ -15,6 +15,8 @@ import { createLogger } from '../../observability/logger.js'
 import type { GatewayConfig } from '../../config/schema.js'
 import { runUntilSignal } from '../signals.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js'
+import { resolveWorkers, runPrimary, runWorker, shareOfTotals, workerHooks, workerSlot } from '../../gateway/cluster.js'
+import { newAdminToken } from '../../console/index.js'
 
 /** Reads TLS files, naming the flag on failure (never printing contents). */
 export function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
@@ -133,38 +135,63 @@ precedence: flags, environment, file, defaults. 'pg-authorize config reference' 
         cwd: io.cwd,
         ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
       })
-    const { config } = load()
+    const loaded = load().config
     // JSON log lines go to standard output (for log pipelines); the human banner goes to standard error.
-    const logger = createLogger({ level: config.logLevel })
-    logger.info({ config: maskedConfig(config) }, 'starting')
-    const gw = await startGateway({ ...gatewayOptions(config), logger }).catch((err: unknown) => {
+    const root = createLogger({ level: loaded.logLevel })
+    const slot = workerSlot()
+    // Each worker's lines say which one wrote them (and its pid, for signals and profiles).
+    const logger = slot ? root.child({ worker: slot.index, pid: process.pid }) : root
+    const workers = resolveWorkers(loaded.workers)
+    if (!slot && workers > 1) {
+      // The primary (gateway/cluster.ts): forks the workers, holds the signals, prints the banner.
+      logger.info({ config: maskedConfig(loaded), workers }, 'starting')
+      // One console token for all workers (each would otherwise make its own).
+      const consoleToken = loaded.console && !loaded.consoleToken ? newAdminToken() : undefined
+      return runPrimary({
+        count: workers,
+        logger,
+        ...(consoleToken ? { env: { PG_AUTHORIZE_CONSOLE_TOKEN: consoleToken } } : {}),
+        shutdownTimeoutMs: loaded.shutdownTimeout,
+        onReady: (lines) => {
+          io.stderr(`pg-authorize gateway ready (${workers} workers)`)
+          for (const line of lines) io.stderr(`  ${line}`)
+          if (consoleToken) io.stderr(`  Console admin token: ${consoleToken}`)
+        },
+      })
+    }
+    // A worker runs with its share of the totals (pools, limits, token cache).
+    const config = slot ? shareOfTotals(loaded, slot.count) : loaded
+    if (!slot) logger.info({ config: maskedConfig(config) }, 'starting')
+    const gw = await startGateway({ ...gatewayOptions(config), logger, ...(slot ? { worker: workerHooks(slot) } : {}) }).catch((err: unknown) => {
       throw listenFailure(err, { '--port': config.port, '--pg-port': config.pg && config.pgPort, '--metrics-port': config.metricsPort })
     })
+    // SIGHUP: re-read flags, environment and file; apply what can change without dropping connections.
+    const reload = async () => {
+      try {
+        const next = load().config
+        await gw.reload({
+          logLevel: next.logLevel,
+          audit: next.audit ? { table: next.auditTable, retentionDays: next.auditRetentionDays } : false,
+        })
+      } catch (err) {
+        logger.error({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL', reason: (err as Error).message }, 'reload failed; keeping the running configuration')
+      }
+    }
+    const lines = describeGateway(gw)
+    if (gw.metricsUrl) lines.push(`Metrics:         ${gw.metricsUrl}`)
+    if (gw.console) lines.push(`Console:         ${gw.console.url}`)
+    // A worker's signals and banner are the primary's (cluster.ts).
+    if (slot) return runWorker(gw, lines, reload)
     // Signal handlers before the banner: a supervisor that reads it may signal at once, and a signal that
     // arrives before a handler exists kills the process without a clean stop.
     const stopped = runUntilSignal(() => gw.close(), {
-      // SIGHUP: re-read flags, environment and file; apply what can change without dropping connections.
-      reload: async () => {
-        try {
-          const next = load().config
-          await gw.reload({
-            logLevel: next.logLevel,
-            audit: next.audit ? { table: next.auditTable, retentionDays: next.auditRetentionDays } : false,
-          })
-        } catch (err) {
-          logger.error({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL', reason: (err as Error).message }, 'reload failed; keeping the running configuration')
-        }
-      },
+      reload,
       onSignal: (s) => logger.info({ signal: s }, 'stopping'),
     })
     io.stderr('pg-authorize gateway ready')
-    for (const line of describeGateway(gw)) io.stderr(`  ${line}`)
-    if (gw.metricsUrl) io.stderr(`  Metrics:         ${gw.metricsUrl}`)
-    if (gw.console) {
-      io.stderr(`  Console:         ${gw.console.url}`)
-      // Shown once, at start, and only when generated here (a configured token is not repeated).
-      if (!config.consoleToken) io.stderr(`  Console admin token: ${gw.console.adminToken}`)
-    }
+    for (const line of lines) io.stderr(`  ${line}`)
+    // Shown once, at start, and only when generated here (a configured token is not repeated).
+    if (gw.console && !config.consoleToken) io.stderr(`  Console admin token: ${gw.console.adminToken}`)
     return stopped
   },
 })
