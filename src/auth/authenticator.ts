@@ -297,13 +297,8 @@ export class Authenticator {
 
   /** A verifier's events, as the gateway's (verifications themselves are reported by `authenticate`). */
   #verifierEvent(database: string, e: VerifierEvent): void {
-    if (e.type === 'cache_hit' || e.type === 'cache_miss') {
-      this.#emit({ kind: 'token-cache', database, result: e.type === 'cache_hit' ? 'hit' : 'miss' })
-    } else if (e.type === 'jwks_fetch') {
-      this.#emit(e.ok
-        ? { kind: 'jwks-fetch', database, provider: e.provider, reason: e.reason, ok: true, keys: e.keys }
-        : { kind: 'jwks-fetch', database, provider: e.provider, reason: e.reason, ok: false, code: e.code })
-    }
+    // Verifications are reported by `authenticate`, with their time.
+    if (e.kind !== 'verified' && e.kind !== 'verify-failed') this.#emit({ ...e, database })
   }
 
   /** A failed reload of providers or keys, with its reason (our messages never hold secrets). */

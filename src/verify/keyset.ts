@@ -171,21 +171,21 @@ export class ProviderKeys {
         this.#fetchedAt = this.#o.now()
         this.#lastError = undefined
         if (r.notModified) {
-          this.#o.emit({ type: 'jwks_fetch', provider: this.config.name, ok: true, keys: this.#keys!.length, reason, notModified: true })
+          this.#o.emit({ kind: 'jwks-fetch', provider: this.config.name, ok: true, keys: this.#keys!.length, reason, notModified: true })
           return
         }
         const keys = usableKeys(r.body, this.config.name)
         const changed = this.#keys !== undefined && JSON.stringify(keys) !== JSON.stringify(this.#keys)
         this.#keys = keys
         this.#fetchedUrl = url
-        this.#o.emit({ type: 'jwks_fetch', provider: this.config.name, ok: true, keys: keys.length, reason })
+        this.#o.emit({ kind: 'jwks-fetch', provider: this.config.name, ok: true, keys: keys.length, reason })
         if (changed) this.#o.onChange()
       } catch (err) {
         const e = err instanceof PgAuthorizeError
           ? err
           : new PgAuthorizeError('ERR_JWKS_FETCH_FAILED', `fetching the JWKS of provider '${this.config.name}' failed`, { cause: err })
         this.#lastError = e
-        this.#o.emit({ type: 'jwks_fetch', provider: this.config.name, ok: false, code: e.code, reason })
+        this.#o.emit({ kind: 'jwks-fetch', provider: this.config.name, ok: false, code: e.code, reason })
         throw e
       } finally {
         this.#inflight = undefined
@@ -214,13 +214,13 @@ export class ProviderKeys {
       if (d && 'jwksUri' in d) {
         const changed = d.jwksUri !== this.#jwksUrl
         this.#jwksUrl = d.jwksUri
-        this.#o.emit({ type: 'discovery_fetch', provider: c.name, ok: true, changed })
+        this.#o.emit({ kind: 'discovery-fetch', provider: c.name, ok: true, changed })
       }
       this.#discoveredAt = this.#o.now()
       this.#discoveryFreshMs = boundFreshness(d.freshnessMs, this.#o.discoveryMaxAgeMs, this.#o.cacheMinMs, this.#o.cacheMaxMs)
     } catch (err) {
       const code = err instanceof PgAuthorizeError ? err.code : 'ERR_DISCOVERY_FAILED'
-      this.#o.emit({ type: 'discovery_fetch', provider: c.name, ok: false, code })
+      this.#o.emit({ kind: 'discovery-fetch', provider: c.name, ok: false, code })
       if (this.#jwksUrl === undefined) throw err
       // Try again after the cooldown-bounded next refresh, not on every token.
       this.#discoveredAt = this.#o.now()

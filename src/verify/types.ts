@@ -74,14 +74,13 @@ export interface VerifiedToken {
 
 /** What happened, for metrics. Never carries a token or key. */
 export type VerifierEvent =
-  | { type: 'jwks_fetch'; provider: string; ok: true; keys: number; reason: JwksFetchReason; notModified?: boolean }
-  | { type: 'jwks_fetch'; provider: string; ok: false; code: ErrorCode; reason: JwksFetchReason }
-  | { type: 'discovery_fetch'; provider: string; ok: true; changed: boolean }
-  | { type: 'discovery_fetch'; provider: string; ok: false; code: ErrorCode }
-  | { type: 'cache_hit' }
-  | { type: 'cache_miss' }
-  | { type: 'verify_ok'; provider: string }
-  | { type: 'verify_fail'; code: ErrorCode }
+  | { kind: 'jwks-fetch'; provider: string; ok: true; keys: number; reason: JwksFetchReason; notModified?: boolean }
+  | { kind: 'jwks-fetch'; provider: string; ok: false; code: ErrorCode; reason: JwksFetchReason }
+  | { kind: 'discovery-fetch'; provider: string; ok: true; changed: boolean }
+  | { kind: 'discovery-fetch'; provider: string; ok: false; code: ErrorCode }
+  | { kind: 'token-cache'; result: 'hit' | 'miss' }
+  | { kind: 'verified'; provider: string }
+  | { kind: 'verify-failed'; code: ErrorCode }
 
 export type JwksFetchReason = 'initial' | 'stale' | 'unknown_kid' | 'manual'
 

@@ -95,7 +95,7 @@ export class Verifier {
   }
 
   #emit(e: VerifierEvent): void {
-    const name = e.type === 'jwks_fetch' ? `jwks_fetch_${e.ok ? 'ok' : 'fail'}` : e.type
+    const name = e.kind === 'token-cache' ? `cache_${e.result}` : `${e.kind.replace('-', '_')}${'ok' in e ? (e.ok ? '_ok' : '_fail') : ''}`
     this.#counters[name] = (this.#counters[name] ?? 0) + 1
     try {
       this.#onEvent?.(e)
@@ -169,11 +169,11 @@ export class Verifier {
     try {
       const base = await this.#verify(token)
       const result = this.#roleResult(base, chooseRole(base.claims, base.provider, options.role))
-      this.#emit({ type: 'verify_ok', provider: result.provider.name })
+      this.#emit({ kind: 'verified', provider: result.provider.name })
       return result
     } catch (err) {
       const e = err instanceof PgAuthorizeError ? err : fail('ERR_INTERNAL', 'verification failed unexpectedly', err)
-      this.#emit({ type: 'verify_fail', code: e.code })
+      this.#emit({ kind: 'verify-failed', code: e.code })
       throw e
     }
   }
@@ -202,10 +202,10 @@ export class Verifier {
       const now = this.#now()
       const hit = this.#cache.get(digest, now)
       if (hit && hit.expiresAt !== undefined && hit.expiresAt + this.#tolerance > now / 1000) {
-        this.#emit({ type: 'cache_hit' })
+        this.#emit({ kind: 'token-cache', result: 'hit' })
         return hit
       }
-      this.#emit({ type: 'cache_miss' })
+      this.#emit({ kind: 'token-cache', result: 'miss' })
     }
     if (!COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
 

@@ -62,13 +62,13 @@ test('the JWKS is found by discovery, and a moved jwks_uri is followed once the 
   srv.state.discovery = 'down'
   await v.refresh()
   assert.equal((await v.verify(await sign(kb))).provider.name, 'idp')
-  assert.ok(events.some((e) => e.type === 'discovery_fetch' && !e.ok && e.code === 'ERR_DISCOVERY_FAILED'))
+  assert.ok(events.some((e) => e.kind === 'discovery-fetch' && !e.ok && e.code === 'ERR_DISCOVERY_FAILED'))
 
   // A document naming another issuer is not followed.
   srv.state.discovery = 'other'
   await v.refresh()
   assert.ok(!srv.state.hits.includes('/jwks-evil'))
-  assert.ok(events.some((e) => e.type === 'discovery_fetch' && !e.ok && e.code === 'ERR_DISCOVERY_ISSUER_MISMATCH'))
+  assert.ok(events.some((e) => e.kind === 'discovery-fetch' && !e.ok && e.code === 'ERR_DISCOVERY_ISSUER_MISMATCH'))
 })
 
 test('a provider that never discovered its JWKS fails with the discovery error', async (t) => {

@@ -108,8 +108,8 @@ test('ETag revalidation: the refresh sends If-None-Match, a 304 keeps the keys a
   await verifyAt(v, clock, NOW + 600_000, { requests: srv.requests, count: 2 })
   assert.equal(srv.requests.length, 2)
   assert.equal(srv.requests[1]!.headers['if-none-match'], '"v1"')
-  const fetches = events.filter((e) => e.type === 'jwks_fetch')
-  assert.deepEqual(fetches.map((e) => e.type === 'jwks_fetch' && e.ok && e.notModified === true), [false, true])
+  const fetches = events.filter((e) => e.kind === 'jwks-fetch')
+  assert.deepEqual(fetches.map((e) => e.kind === 'jwks-fetch' && e.ok && e.notModified === true), [false, true])
   // The keys are still there, and fresh again for max-age from the 304.
   await verifyAt(v, clock, NOW + 1_199_000)
   assert.equal(srv.requests.length, 2)

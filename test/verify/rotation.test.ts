@@ -31,7 +31,7 @@ test('rotate and retire against a running jwks serve', async (t) => {
   const verifier = new Verifier({
     providers: [{ name: 'app', jwksUrl: url }],
     jwksCooldownMs: 0, // real clock here; no cooldown so the unknown kid refetches at once
-    onEvent: (e) => { if (e.type === 'jwks_fetch' && e.ok) fetches++ },
+    onEvent: (e) => { if (e.kind === 'jwks-fetch' && e.ok) fetches++ },
   })
   t.after(() => verifier.close())
   await verifier.verify(oldToken)
