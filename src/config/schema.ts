@@ -63,6 +63,9 @@ export const SETTINGS: readonly Setting[] = [
   s('jwksTimeout', 'int', 5000, 'ms a JWKS fetch may take', { min: 100, max: 60_000 }),
   s('tokenCacheSize', 'int', 10_000, 'verified-token cache entries (0 turns it off)', { min: 0, max: 10_000_000 }),
   s('tokenCacheTtl', 'int', 60_000, 'most ms a verified token stays cached (never past its exp)', { min: 0, max: 86_400_000 }),
+  s('rest', 'bool', false, 'serve the Data API (PostgREST-compatible REST) at /rest/v1 and /<database>/rest/v1'),
+  s('restSchema', 'string', 'public', 'schemas the Data API exposes, comma-separated; the first is the default'),
+  s('restMaxRows', 'int', 1000, 'the most rows one Data API read returns (0: no limit)', { min: 0, max: 100_000_000 }),
   s('console', 'bool', false, 'serve the web console at /console'),
   s('consoleToken', 'string', undefined, 'admin token for the console (default: a random one, printed at start)', { secret: true }),
   s('trustProxy', 'bool', false, 'believe X-Forwarded-Proto and X-Forwarded-For from the one proxy in front (console: Secure cookie, login limit)'),
@@ -106,6 +109,9 @@ export interface GatewayConfig {
   jwksTimeout: number
   tokenCacheSize: number
   tokenCacheTtl: number
+  rest: boolean
+  restSchema: string
+  restMaxRows: number
   console: boolean
   consoleToken: string | undefined
   trustProxy: boolean

@@ -25,6 +25,7 @@ import { AuditTrail } from '../observability/audit.js'
 import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
 import { Observer } from './observe.js'
+import { mountRest, type RestMountOptions } from './rest/mount.js'
 import { listen, urlHost } from '../lib/listen.js'
 
 export interface GatewayOptions {
@@ -70,6 +71,12 @@ export interface GatewayOptions {
    * cookie and login limit). Only when nothing but that proxy can reach the gateway. Default false.
    */
   trustProxy?: boolean
+  /**
+   * The Data API (PostgREST-compatible REST) at `/rest/v1/` and `/<database>/rest/v1/`. Off by default.
+   * `schemas`: the exposed schemas, the first the default (default `['public']`); `maxRows`: the most rows a
+   * read returns (default 1000, `null`: none).
+   */
+  rest?: Omit<RestMountOptions, 'allowAnonymous'> | false
   /** Observability hook; events never carry tokens or secrets. */
   onEvent?: (e: { kind: string; [k: string]: unknown }) => void
   /** Structured logs (pino). Default: none. */
@@ -177,6 +184,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent,
   })
   const sql = webHandler(sqlCore)
+  const rest = options.rest
+    ? mountRest({ databases, pools, onEvent }, {
+      ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
+      ...options.rest,
+      allowAnonymous: options.allowAnonymous ?? false,
+    })
+    : undefined
   // The console (when on) is mounted first; it answers only under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
@@ -230,6 +244,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         (await ops(req)) ||
         (consoleHandler && (await consoleHandler(req))) ||
         (options.routes && (await options.routes(req))) ||
+        (rest && (await rest.handler(req))) ||
         (await sql(req))
       )
     } finally {
@@ -370,6 +385,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         server.closeAllConnections()
         await wire!.close()
         await httpClosed
+        await rest?.close()
         await pools!.close()
         consoleHandler?.close()
         await databases.close()

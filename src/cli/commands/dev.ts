@@ -26,7 +26,8 @@ Options:
   --database NAME       database to create and serve (default neondb)
   --no-demo             do not load the demo schema
   --allow-anonymous     run requests without a token as anonymous
-  --no-console          do not serve the web console (on by default in dev)`
+  --no-console          do not serve the web console (on by default in dev)
+  --no-rest             do not serve the Data API at /rest/v1 (on by default in dev)`
 
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
@@ -45,6 +46,7 @@ export const devCommand: Command = {
       'no-demo': { type: 'boolean' },
       'allow-anonymous': { type: 'boolean' },
       'no-console': { type: 'boolean' },
+      'no-rest': { type: 'boolean' },
       help: { type: 'boolean', short: 'h' },
     })
     if (values.help) {
@@ -68,6 +70,7 @@ export const devCommand: Command = {
       demo: !values['no-demo'],
       allowAnonymous: values['allow-anonymous'] ?? false,
       ...(values['no-console'] ? { console: false as const } : {}),
+      ...(values['no-rest'] ? { rest: false as const } : {}),
       log: (line) => io.stdout(line),
     }).catch((err: unknown) => {
       throw listenFailure(err, ports)
@@ -87,6 +90,7 @@ export const devCommand: Command = {
     out(`  SQL over HTTP endpoint:              ${stack.sqlEndpoint}`)
     out(`  WebSocket endpoint:                  ${stack.webSocketUrl}`)
     out(`  JWKS URL (provider "local"):         ${stack.jwksUrl}`)
+    if (stack.restUrl) out(`  Data API (PostgREST-compatible):     ${stack.restUrl}`)
     if (stack.gateway.console) {
       out(`  Console:                             ${stack.gateway.console.url}`)
       out(`  Console admin token:                 ${stack.gateway.console.adminToken}`)
@@ -106,6 +110,12 @@ export const devCommand: Command = {
       out('')
       out(`TOKEN=${shellQuote(first.token)} node --input-type=module -e ${shellQuote(stack.snippet)}`)
       out('')
+      if (stack.restSnippet) {
+        out(`Or through the Data API with @supabase/postgrest-js (also a devDependency):`)
+        out('')
+        out(`TOKEN=${shellQuote(first.token)} node --input-type=module -e ${shellQuote(stack.restSnippet)}`)
+        out('')
+      }
       out(`Or with psql (the JWT is the password):`)
       out(`  PGPASSWORD=${shellQuote(first.token)} psql ${shellQuote(stack.authenticatedUrl)} -c 'select * from users'`)
     }

@@ -32,6 +32,8 @@ Options:
   --allow-insecure-password  accept JWTs without TLS from non-loopback clients
   --pool-size N              connections per database and role (default 10)
   --pool-timeout MS          how long a request waits for a connection (default 5000)
+  --rest                     serve the Data API (PostgREST-compatible REST) at /rest/v1
+  --rest-schema LIST         schemas the Data API exposes, comma-separated (default public)
   --config FILE              configuration file (default ./pg-authorize.config.json if present)
 
 Every setting also comes from an environment variable PG_AUTHORIZE_<NAME> or the configuration file;
@@ -112,6 +114,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     },
     maxRequestBytes: config.maxRequestBytes,
     maxResponseBytes: config.maxResponseBytes,
+    rest: config.rest ? { schemas: splitList(config.restSchema, '--rest-schema'), maxRows: config.restMaxRows === 0 ? null : config.restMaxRows } : false,
     console: config.console ? (config.consoleToken ? { adminToken: config.consoleToken } : {}) : false,
     trustProxy: config.trustProxy,
     metrics: {

@@ -1,0 +1,211 @@
+/**
+ * The Data API's one adapter to the gateway's internals: authentication through `Databases`, role
+ * connections from `GatewayPools`, the sealed claims installed transaction-locally (exactly as `/sql` does:
+ * a bind parameter of `set_config('pg_authorize.session', $1, true)`, never `request.jwt.claims`), the
+ * pool's pipelined reset, and the `LISTEN pgrst` that reloads the schema cache.
+ *
+ * Everything else in `src/gateway/rest/` codes against {@link RestBackend} only, so re-pointing the Data API
+ * at a new core (an `Authenticator` with one `Identity` type) means rewriting this file alone.
+ *
+ * @module
+ */
+import pg from 'pg'
+import { PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
+import { RESET_SESSION_STEPS, installClaimsParamSql } from '../../database/session.js'
+import { connectOwner } from '../../database/connect.js'
+import type { Databases, Identity } from '../databases.js'
+import type { GatewayPools, Lease } from '../pool.js'
+import { createRestHandler, type RestBackend, type RestHandler, type RestHandlerOptions, type RestIdentity } from './handler.js'
+import { RestPipeline, type PipelineStep } from './pipeline.js'
+
+export interface RestMountOptions extends Omit<RestHandlerOptions, 'backend'> {
+  /** Run requests without a token as `anonymous` (the gateway's own `allowAnonymous`). */
+  allowAnonymous: boolean
+}
+
+interface MountedIdentity extends RestIdentity {
+  readonly envelope: string | null
+  readonly provider: string | undefined
+  readonly subject: string | undefined
+}
+
+/** The channel PostgREST listens on; `NOTIFY pgrst` (or `'reload schema'`) reloads the schema cache. */
+export const RELOAD_CHANNEL = 'pgrst'
+
+/** The role a token asks for in its `role` claim (read before verification only to choose what to verify it for). */
+function claimedRole(token: string): string | undefined {
+  if (token.length > 16_384) return undefined
+  const payload = token.split('.')[1]
+  if (payload === undefined) return undefined
+  try {
+    const role = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { role?: unknown }).role
+    return typeof role === 'string' && /^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(role) ? role : undefined
+  } catch {
+    return undefined
+  }
+}
+
+const DEFAULT_ROLE = 'authenticated'
+
+/**
+ * Creates the Data API handler over a gateway's `databases` and `pools`. `close()` ends the schema-reload
+ * listeners.
+ */
+export function mountRest(deps: { databases: Databases; pools: GatewayPools; onEvent?: (e: { kind: string; [k: string]: unknown }) => void }, options: RestMountOptions): { handler: RestHandler; close(): Promise<void> } {
+  const { databases, pools } = deps
+  const maxResponse = options.maxResponseBytes ?? 10 * 1024 * 1024
+  const listeners = new Map<string, Promise<pg.Client | undefined>>()
+  let closed = false
+
+  const toIdentity = (id: Identity): MountedIdentity => ({
+    role: id.role,
+    database: id.database,
+    anonymous: id.envelope === null,
+    envelope: id.envelope,
+    provider: id.provider,
+    subject: id.subject,
+  })
+
+  /** One owner connection per database LISTENs for `pgrst`; opened after a first verified request only. */
+  function listen(database: string): void {
+    if (closed || listeners.has(database)) return
+    const started = (async () => {
+      const { ctx } = await databases.open(database)
+      const c = await connectOwner(ctx.ownerUrl)
+      c.on('notification', (msg) => {
+        if (msg.channel !== RELOAD_CHANNEL) return
+        const payload = msg.payload ?? ''
+        if (payload === '' || payload === 'reload schema') void handler.caches.invalidate(database)
+      })
+      const drop = () => {
+        listeners.delete(database)
+        c.end().catch(() => {})
+        // Whatever changed while nobody listened is picked up now.
+        if (!closed) void handler.caches.invalidate(database)
+      }
+      c.on('error', drop)
+      c.on('end', () => listeners.delete(database))
+      await c.query(`LISTEN ${RELOAD_CHANNEL}`)
+      if (closed) {
+        await c.end().catch(() => {})
+        return undefined
+      }
+      return c
+    })().catch((err: unknown) => {
+      listeners.delete(database)
+      deps.onEvent?.({ kind: 'rest-listen-failed', database, code: (err as { code?: string }).code })
+      return undefined
+    })
+    listeners.set(database, started)
+  }
+
+  async function authenticate(token: string | undefined, database: string): Promise<RestIdentity> {
+    if (!token) {
+      if (!options.allowAnonymous) throw new PgAuthorizeError('ERR_REST_ANONYMOUS_DISABLED', 'Anonymous access is disabled')
+      const id = toIdentity(await databases.authenticate({ token: undefined, role: 'anonymous', database, transport: 'http' }))
+      listen(id.database)
+      return id
+    }
+    databases.checkCredential(token)
+    const claimed = claimedRole(token)
+    let id: Identity
+    try {
+      id = await databases.authenticate({ token, role: claimed ?? DEFAULT_ROLE, database, transport: 'http' })
+    } catch (err) {
+      // The claimed role is not one this provider (or this database) allows: the provider's default instead.
+      if (!(isPgAuthorizeError(err) && err.code === 'ERR_ROLE_NOT_ALLOWED') || claimed === undefined || claimed === DEFAULT_ROLE) throw err
+      id = await databases.authenticate({ token, role: DEFAULT_ROLE, database, transport: 'http' })
+    }
+    listen(id.database)
+    return toIdentity(id)
+  }
+
+  const tooLarge = () => new PgAuthorizeError('ERR_RESPONSE_TOO_LARGE', `response is too large (max is ${maxResponse} bytes)`)
+
+  /** Gives a lease back according to how its request ended. */
+  function finish(lease: Lease, err: unknown): void {
+    if (isPgAuthorizeError(err) && err.code === 'ERR_RESPONSE_TOO_LARGE') lease.cancel().catch(() => {})
+    else if (err instanceof pg.DatabaseError && err.severity !== 'FATAL' && err.severity !== 'PANIC') lease.release()
+    else lease.destroy()
+  }
+
+  const backend: RestBackend = {
+    get defaultDatabase() {
+      return databases.defaultDatabase
+    },
+    authenticate,
+    async runAs(identity, mode, fn) {
+      const id = identity as MountedIdentity
+      const lease = await pools.acquire(id.database, id.role, mode.signal, {
+        pipelineReset: true,
+        identity: { provider: id.provider, subject: id.subject },
+      })
+      const onAbort = () => lease.cancel().catch(() => {})
+      mode.signal?.addEventListener('abort', onAbort, { once: true })
+      let first = true
+      let ended = false
+      try {
+        const { value, commit } = await fn({
+          async query(statement, end) {
+            if (ended) throw new PgAuthorizeError('ERR_INTERNAL', 'the transaction has ended')
+            const steps: PipelineStep[] = []
+            if (first) {
+              // The previous request's session state is undone first, in this request's pipeline (pool.ts).
+              if (lease.resetPending) for (const text of RESET_SESSION_STEPS) steps.push({ text, values: [], capture: false })
+              steps.push({ text: mode.readOnly ? 'BEGIN READ ONLY' : 'BEGIN', values: [], capture: false })
+              if (id.envelope !== null) steps.push({ text: installClaimsParamSql(true), values: [id.envelope], capture: false })
+              first = false
+            }
+            steps.push({ text: statement.text, values: statement.values, capture: true })
+            if (end) {
+              steps.push({ text: end === 'commit' ? 'COMMIT' : 'ROLLBACK', values: [], capture: false })
+              ended = true
+            }
+            const p = new RestPipeline(steps, maxResponse, tooLarge)
+            lease.client.query(p as unknown as pg.QueryConfig)
+            const [result] = await p.promise
+            return result ?? { rows: [], command: '' }
+          },
+        })
+        if (!ended && !first) await lease.client.query(commit ? 'COMMIT' : 'ROLLBACK')
+        mode.signal?.removeEventListener('abort', onAbort)
+        lease.release()
+        return value
+      } catch (err) {
+        mode.signal?.removeEventListener('abort', onAbort)
+        finish(lease, err)
+        throw err
+      }
+    },
+    catalog(database, role) {
+      return async (fn) => {
+        // The pool resets the connection itself (no pipelineReset); no claims: the catalog is the role's.
+        const lease = await pools.acquire(database, role)
+        try {
+          await lease.client.query('BEGIN READ ONLY')
+          const value = await fn(async (sql, values) => (await lease.client.query(sql, values)).rows as Record<string, unknown>[])
+          await lease.client.query('COMMIT')
+          lease.release()
+          return value
+        } catch (err) {
+          finish(lease, err)
+          throw err
+        }
+      }
+    },
+  }
+
+  const handler = createRestHandler({ ...options, backend })
+  return {
+    handler,
+    async close() {
+      closed = true
+      const all = [...listeners.values()]
+      listeners.clear()
+      for (const l of all) {
+        const c = await l
+        await c?.end().catch(() => {})
+      }
+    },
+  }
+}
