@@ -64,7 +64,7 @@ export interface RestHandlerOptions {
   maxRequestBytes?: number
   /** Largest response body, bytes. Default 10 MiB. */
   maxResponseBytes?: number
-  /** Longest URL (path and query), characters. Default 16384. */
+  /** Longest URL (path and query), characters. Default 8192 (Node refuses request heads past 16 KiB anyway, 431). */
   maxUrlLength?: number
   /** Deepest embedding in `select=`. Default 8. */
   maxEmbedDepth?: number
@@ -106,7 +106,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
   const schemas = options.schemas?.length ? options.schemas : ['public']
   const maxRows = options.maxRows === null ? undefined : options.maxRows ?? 1000
   const maxRequest = options.maxRequestBytes ?? 1024 * 1024
-  const maxUrl = options.maxUrlLength ?? 16_384
+  const maxUrl = options.maxUrlLength ?? 8192
   const limits = { ...DEFAULT_PARSE_LIMITS, maxDepth: options.maxEmbedDepth ?? DEFAULT_PARSE_LIMITS.maxDepth }
   const caches = new SchemaCaches((database, role) => backend.catalog(database, role), schemas)
 

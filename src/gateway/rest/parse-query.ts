@@ -242,11 +242,22 @@ function readItem(c: Cursor, limits: ParseLimits, depth: number): SelectItem {
   if (c.eat('::')) {
     cast = ''
     while (!c.done && /[A-Za-z0-9_[\]]/.test(c.s[c.i]!)) cast += c.s[c.i++]
-    if (!/^[A-Za-z_][A-Za-z0-9_]*(\[\])?$/.test(cast)) throw c.fail('type name')
+    if (!CAST_TYPES.has(cast.toLowerCase().replace(/\[\]$/, ''))) throw c.fail(`a built-in type name (${[...CAST_TYPES].join(', ')})`)
   }
   if (c.peek() === '.') throw notImplemented('aggregate functions in select are not supported')
   return { kind: 'column', field: { name: first, path }, alias, cast: cast?.toLowerCase() }
 }
+
+/**
+ * The types `col::type` may name. The only request text the SQL builder writes as SQL, so it is a fixed
+ * list of built-in types (no user-defined type, whose cast functions could do anything), each one word.
+ */
+export const CAST_TYPES: ReadonlySet<string> = new Set([
+  'text', 'varchar', 'char', 'name', 'int', 'int2', 'int4', 'int8', 'integer', 'smallint', 'bigint', 'numeric', 'decimal',
+  'real', 'float4', 'float8', 'bool', 'boolean', 'json', 'jsonb', 'uuid', 'date', 'time', 'timetz', 'timestamp', 'timestamptz',
+  'interval', 'bytea', 'inet', 'cidr', 'macaddr', 'money', 'oid', 'tsvector', 'tsquery', 'xml', 'bit', 'varbit',
+  'int4range', 'int8range', 'numrange', 'daterange', 'tsrange', 'tstzrange',
+])
 
 function notImplemented(message: string): PgAuthorizeError {
   return new PgAuthorizeError('ERR_REST_NOT_IMPLEMENTED', 'Feature not implemented', { detail: message })
