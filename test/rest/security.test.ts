@@ -46,7 +46,8 @@ const QUERIES = [
   // filter columns
   'pwned()=eq.1', '"id"";select pwned()--"=eq.1', "meta->>'a');select pwned();--=eq.1", 'id;select pwned()=eq.1',
   // filter values
-  'id=eq.1;select pwned()', "name=eq.1' or pwned()=1--", "name=in.(a,\"b')); select pwned();--\")", "name=fts(english'); select pwned();--).x",
+  // (this one is valid SQL if a value were ever written into the text: it would call pwned() per row)
+  "name=eq.x' or pwned()=1 or \"name\"='y", 'id=eq.1;select pwned()', "name=eq.1' or pwned()=1--", "name=in.(a,\"b')); select pwned();--\")", "name=fts(english'); select pwned();--).x",
   'name=fts(pwned).x', 'id=is.null;select pwned()', 'id=is.pwned()', 'name=like.*pwned()*', 'id=eq(any).{1,pwned()}',
   'name=ilike(all).{%,pwned}', 'meta=cs.{"a":"pwned()"}',
   // logic trees
