@@ -29,14 +29,14 @@ export interface RestStack {
   close(): Promise<void>
 }
 
-export async function startRest(options: { allowAnonymous?: boolean; maxRows?: number | null } = {}): Promise<RestStack> {
+export async function startRest(options: { allowAnonymous?: boolean; maxRows?: number | null; schemas?: string[] } = {}): Promise<RestStack> {
   const dir = await tempDir('pga-rest-')
   let dev: DevStack
   try {
     dev = await startDev({
       dir, port: 0, pgPort: 0, jwksPort: 0, postgresPort: await freePort(), console: false,
       allowAnonymous: options.allowAnonymous ?? false,
-      rest: options.maxRows === undefined ? {} : { maxRows: options.maxRows },
+      rest: { ...(options.maxRows === undefined ? {} : { maxRows: options.maxRows }), ...(options.schemas ? { schemas: options.schemas } : {}) },
     })
   } catch (err) {
     await rm(dir, { recursive: true, force: true })
