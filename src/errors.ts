@@ -94,6 +94,7 @@ export type ErrorCode =
   | 'ERR_REST_NO_TABLE'
   | 'ERR_REST_AMBIGUOUS_FUNCTION'
   | 'ERR_REST_UNDEFINED_COLUMN'
+  | 'ERR_REST_MAX_AFFECTED'
   | 'ERR_REST_ANONYMOUS_DISABLED'
   // the operating system refused (a port in use, a permission, a file that is not there)
   | 'ERR_SYSTEM'
@@ -210,6 +211,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_REST_AMBIGUOUS_FUNCTION: rest('PGRST203', 300, '42725'),
   // An unknown column in select=, a filter or order=: PostgREST lets Postgres say 42703; we refuse it before SQL.
   ERR_REST_UNDEFINED_COLUMN: rest('42703', 400, '42703'),
+  ERR_REST_MAX_AFFECTED: rest('PGRST124', 400),
   ERR_REST_ANONYMOUS_DISABLED: { ...auth, rest: { code: 'PGRST302', status: 401 } },
   ERR_SYSTEM: { status: 500, sqlstate: '58000', exitCode: 1 },
   ERR_INTERNAL: { status: 500, sqlstate: 'XX000', exitCode: 1 },

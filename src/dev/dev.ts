@@ -190,7 +190,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     const restSnippet = restUrl === undefined ? undefined : [
       `import { PostgrestClient } from '@supabase/postgrest-js'`,
       `const db = new PostgrestClient('${restUrl}', { headers: { Authorization: \`Bearer \${process.env.TOKEN}\` } })`,
-      `console.log(await db.from('users').select('name, tenants(name)'))`,
+      `const { data, error } = await db.from('users').select('name, tenants(name)')`,
+      `console.log(JSON.stringify(data ?? error))`,
     ].join('\n')
     return {
       ownerUrl,

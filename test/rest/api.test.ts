@@ -123,3 +123,70 @@ test('the same policies give the same rows over /sql, the wire port and /rest/v1
   // And anonymous: no rows anywhere.
   assert.deepEqual((await s.client().from('users').select('id')).data, [])
 })
+
+test('more of the grammar: embed or/limit, to-one order, hints, ambiguity, fts, stripped nulls', async () => {
+  await s.owner.query(`
+    create table people (id int primary key, name text not null, bio text);
+    create table posts (id int primary key, author int references people(id), editor int references people(id), title text not null, body tsvector);
+    insert into people values (1, 'ann', null), (2, 'ben', 'writes');
+    insert into posts values (1, 1, 2, 'first', to_tsvector('english', 'cats and dogs')), (2, 1, 1, 'second', to_tsvector('english', 'birds')), (3, 2, 1, 'third', null);
+  `)
+  await s.owner.query(`notify pgrst, 'reload schema'`)
+  const db = s.client(aliceToken)
+  let ok = false
+  for (let i = 0; i < 100 && !ok; i++) {
+    ok = (await db.from('posts').select('id')).error === null
+    if (!ok) await new Promise((r) => setTimeout(r, 50))
+  }
+  const ambiguous = await db.from('posts').select('title, people(name)')
+  assert.equal(ambiguous.status, 300)
+  assert.equal(ambiguous.error?.code, 'PGRST201')
+  const hinted = await db.from('posts').select('title, author:people!author(name), editor:people!posts_editor_fkey(name)').eq('id', 1)
+  assert.deepEqual(hinted.data, [{ title: 'first', author: { name: 'ann' }, editor: { name: 'ben' } }])
+  const embedOr = await db.from('people').select('name, posts!author(title)').eq('id', 1).or('title.eq.second,title.eq.none', { referencedTable: 'posts' }).limit(1, { referencedTable: 'posts' })
+  assert.deepEqual(embedOr.data, [{ name: 'ann', posts: [{ title: 'second' }] }])
+  const byAuthor = await get('/posts?select=id,author:people!author(name)&order=author(name).desc,id')
+  assert.deepEqual(await byAuthor.json(), [{ id: 3, author: { name: 'ben' } }, { id: 1, author: { name: 'ann' } }, { id: 2, author: { name: 'ann' } }])
+  assert.deepEqual((await db.from('posts').select('id').textSearch('body', 'cat & dog', { config: 'english' })).data, [{ id: 1 }])
+  assert.deepEqual((await db.from('posts').select('id').textSearch('title', 'second', { type: 'plain' })).data, [{ id: 2 }])
+  const stripped = await get('/people?select=id,bio&order=id', { accept: 'application/vnd.pgrst.array+json;nulls=stripped' })
+  assert.deepEqual(await stripped.json(), [{ id: 1 }, { id: 2, bio: 'writes' }])
+})
+
+test('writes: missing=default, Location, limited delete, max-affected', async () => {
+  await s.owner.query(`create table logs (id serial primary key, msg text not null, level text not null default 'info'); grant all on sequence logs_id_seq to authenticated`)
+  await s.owner.query(`notify pgrst, 'reload schema'`)
+  const db = s.client(aliceToken)
+  for (let i = 0; i < 100 && (await db.from('logs').select('id')).error !== null; i++) await new Promise((r) => setTimeout(r, 50))
+  const ins = await db.from('logs').insert([{ msg: 'a' }, { msg: 'b', level: 'warn' }], { defaultToNull: false }).select('msg, level')
+  assert.deepEqual(ins.data, [{ msg: 'a', level: 'info' }, { msg: 'b', level: 'warn' }])
+  const loc = await fetch(`${s.restUrl}/logs`, { method: 'POST', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', prefer: 'return=headers-only' }, body: JSON.stringify({ msg: 'c' }) })
+  assert.equal(loc.status, 201)
+  assert.equal(loc.headers.get('location'), '/logs?id=eq.3')
+  const del = await fetch(`${s.restUrl}/logs?order=id.desc&limit=1`, { method: 'DELETE', headers: { authorization: `Bearer ${aliceToken}`, prefer: 'return=representation' } })
+  assert.deepEqual(await del.json(), [{ id: 3, msg: 'c', level: 'info' }])
+  const capped = await fetch(`${s.restUrl}/logs`, { method: 'PATCH', headers: { authorization: `Bearer ${aliceToken}`, 'content-type': 'application/json', prefer: 'handling=strict, max-affected=1' }, body: JSON.stringify({ level: 'x' }) })
+  assert.equal(capped.status, 400)
+  assert.equal(((await capped.json()) as { code: string }).code, 'PGRST124')
+  assert.deepEqual((await s.owner.query(`select count(*)::int as n from logs where level = 'x'`)).rows[0].n, 0)
+})
+
+test('rpc returning a table\'s rows embeds like the table', async () => {
+  await s.owner.query(`create function ann_posts() returns setof posts language sql stable as $$ select * from posts where author = 1 $$`)
+  await s.owner.query(`notify pgrst, 'reload schema'`)
+  const db = s.client(aliceToken)
+  let r = await db.rpc('ann_posts').select('title, editor:people!editor(name)').order('id')
+  for (let i = 0; i < 100 && r.error?.code === 'PGRST202'; i++) {
+    await new Promise((res) => setTimeout(res, 50))
+    r = await db.rpc('ann_posts').select('title, editor:people!editor(name)').order('id')
+  }
+  assert.deepEqual(r.data, [{ title: 'first', editor: { name: 'ben' } }, { title: 'second', editor: { name: 'ann' } }])
+})
+
+test('dev\'s printed @supabase/postgrest-js snippet returns Alice\'s row', async () => {
+  const { execFile } = await import('node:child_process')
+  const out = await new Promise<string>((resolve, reject) => {
+    execFile(process.execPath, ['--input-type=module', '-e', s.dev.restSnippet!], { cwd: process.cwd(), env: { ...process.env, TOKEN: aliceToken } }, (err, stdout, stderr) => (err ? reject(new Error(stderr)) : resolve(stdout)))
+  })
+  assert.deepEqual(JSON.parse(out), [{ name: 'Alice', tenants: { name: 'Neon' } }])
+})

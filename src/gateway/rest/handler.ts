@@ -198,7 +198,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       // A singular or max-affected violation rolls the write back.
       if (media === 'object' && prefer.return === 'representation' && row.page !== 1) failure = singularError(row)
       else if (prefer.handling === 'strict' && prefer.maxAffected !== undefined && row.page > prefer.maxAffected) {
-        failure = new PgAuthorizeError('ERR_REST_BODY', 'Query result exceeds max-affected preference constraint', { detail: `The query affects ${row.page} rows` })
+        failure = new PgAuthorizeError('ERR_REST_MAX_AFFECTED', 'Query result exceeds max-affected preference constraint', { detail: `The query affects ${row.page} rows` })
       }
       return failure === undefined && end !== 'rollback'
     })
