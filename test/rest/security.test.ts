@@ -166,6 +166,41 @@ test('oversize requests are refused before any SQL: URL, body, embedding depth, 
   assert.equal(manyParams.status, 400)
 })
 
+test('a response past the cap is kept in Postgres and refused (507); a write that would answer it is rolled back', async () => {
+  const auth = { authorization: `Bearer ${token}`, 'content-type': 'application/json' }
+  await s.owner.query(`insert into things select i, repeat('x', 1024 * 1024), null, '${alice.sub}' from generate_series(100, 111) i`)
+  const big = await fetch(`${s.restUrl}/things?id=gte.100`, { headers: auth })
+  assert.equal(big.status, 507)
+  assert.equal(((await big.json()) as { code: string }).code, '54000')
+  const patch = await fetch(`${s.restUrl}/things?id=gte.100`, { method: 'PATCH', headers: { ...auth, prefer: 'return=representation' }, body: JSON.stringify({ meta: { touched: true } }) })
+  assert.equal(patch.status, 507)
+  assert.equal((await s.owner.query(`select count(*)::int as n from things where meta is not null and id >= 100`)).rows[0].n, 0)
+  // Under the cap, the same request answers.
+  const small = await fetch(`${s.restUrl}/things?id=eq.100&select=id`, { headers: auth })
+  assert.deepEqual(await small.json(), [{ id: 100 }])
+  await s.owner.query(`delete from things where id >= 100`)
+})
+
+/** Aliases are output names: the one kind of request text quoted into SQL (as an identifier, never looked up). */
+const ALIASES = ['select=pwned:id', 'select="a"" from things; select pwned(); --":id', 'select="x"" as y, pwned() as ""z":name', "select=id,meta->>\"x\"\" ,pwned() as \"\"y\""]
+
+test('aliases reach SQL only inside quoted identifiers, and execute nothing', async () => {
+  for (const q of ALIASES) {
+    const res = await fetch(`${s.restUrl}/things?${q}`, { headers: { authorization: `Bearer ${token}` } })
+    assert.ok(res.status < 500, `${q}: ${res.status}`)
+    let statement
+    try {
+      statement = buildRead({ cache, schema: 'public', query: parseQuery(new URLSearchParams(q)), maxRows: 1000, table: 'things', media: 'json', stripNulls: false, count: false, range: undefined })
+    } catch (err) {
+      assert.match((err as { code?: string }).code ?? '', /^ERR_REST_/)
+      continue
+    }
+    const outsideIdentifiers = statement.text.replace(/"(?:[^"]|"")*"/g, '""')
+    assert.ok(!outsideIdentifiers.toLowerCase().includes(MARK), `${q}\n${statement.text}`)
+  }
+  assert.equal(await canaryHits(), 0)
+})
+
 test('no token: 401 PGRST302 when anonymous access is off; a malformed one PGRST301', async () => {
   const none = await fetch(`${s.restUrl}/things`)
   assert.equal(none.status, 401)

@@ -60,6 +60,19 @@ interface BuildOptions {
   query: ParsedQuery
   /** The most rows the root level returns. */
   maxRows: number | undefined
+  /**
+   * The longest body, bytes: a longer one is not sent by Postgres at all (the row says how long it was), so
+   * a huge result costs no transfer and no buffering in the gateway. Default: no cap in SQL.
+   */
+  maxBodyBytes?: number | undefined
+}
+
+/** Wraps a read's statement so that a body past the cap stays in Postgres: (total, page, body|null, null, null, size). */
+function capRead(b: Builder, text: string, cap: number | undefined): string {
+  if (cap === undefined) return text
+  const n = b.params.add(String(cap))
+  return `select _r.total, _r.page, case when pg_catalog.octet_length(_r.body) <= ${n}::int8 then _r.body end as body, null as inserted, null as location, ` +
+    `pg_catalog.octet_length(_r.body)::text as size from (${text}) _r`
 }
 
 /** What one level's SELECT produces. */
@@ -141,7 +154,10 @@ class Builder {
         let expr = this.fieldSql(src, alias, item.field)
         if (item.cast) expr = `cast(${expr} as ${item.cast})`
         const last = item.field.path.at(-1)
-        out(expr, item.alias ?? (last ? last.key : item.field.name))
+        // A JSON path's output name is its last key: request text, so bounded like an alias.
+        const name = item.alias ?? (last ? last.key : item.field.name)
+        if (Buffer.byteLength(name) > 63) throw new PgAuthorizeError('ERR_REST_PARSE', `the output name "${name.slice(0, 20)}..." is longer than 63 bytes`, { hint: 'give it a shorter alias' })
+        out(expr, name)
       } else {
         if (!src.table) throw new PgAuthorizeError('ERR_REST_NO_RELATIONSHIP', `Could not find a relationship between '${src.name}' and '${item.name.slice(0, 63)}' in the schema cache`)
         const rel = this.relationship(src.table, item.name, item.hints)
@@ -383,7 +399,7 @@ export function buildRead(o: BuildOptions & { table: string; media: MediaType | 
     total = `(select pg_catalog.count(*) from (${countLevel.sql}) _c)::text`
   }
   const text = `select ${total} as total, pg_catalog.count(_s.*)::text as page, ${bodySql(o.media, lvl.outputs, o.stripNulls)} as body from (${lvl.sql}) _s`
-  return { text, values: b.params.values }
+  return { text: capRead(b, text, o.maxBodyBytes), values: b.params.values }
 }
 
 /** A `Range` header narrows the root's limit/offset (intersected with the query's). */
@@ -487,8 +503,11 @@ export function buildWrite(o: WriteOptions): Statement {
     ? `(select pg_catalog.string_agg(${t.pk.map((c) => `${literal(c)} || '=eq.' || coalesce(s.${ident(c)}::text, '')`).join(` || '&' || `)}, '') from (select * from pgrst_source limit 1) s)`
     : 'null'
   const inserted = upsert ? `(select pg_catalog.count(*) from pgrst_source where pgrst_inserted)::text` : 'null'
+  const cap = o.maxBodyBytes === undefined ? undefined : b.params.add(String(o.maxBodyBytes))
+  const bodyOut = cap === undefined ? '_b.b' : `case when pg_catalog.octet_length(_b.b) <= ${cap}::int8 then _b.b end`
   const text = `with pgrst_source as (${dml}) select null as total, (select pg_catalog.count(*) from pgrst_source)::text as page, ` +
-    (wantBody ? `(select ${body} from (${lvlSql}) _s)` : body) + ` as body, ${inserted} as inserted, ${location} as location`
+    `${bodyOut} as body, ${inserted} as inserted, ${location} as location, pg_catalog.octet_length(_b.b)::text as size ` +
+    `from (${wantBody ? `select ${body} as b from (${lvlSql}) _s` : `select ''::text as b`}) _b`
   return { text, values: b.params.values }
 }
 
@@ -532,11 +551,11 @@ export function buildRpc(o: RpcOptions): Statement {
     call = `${fn}(${used.map((a) => `${a.variadic ? 'variadic ' : ''}${ident(a.name)} => _a.${ident(a.name)}`).join(', ')})`
   }
   if (f.returnKind === 'void') {
-    return { text: `select null as total, '1' as page, (select '' from (select ${call}${from ? ` from ${from}` : ''}) _v) as body`, values: b.params.values }
+    return { text: `select null as total, '1' as page, (select '' from (select ${call}${from ? ` from ${from}` : ''}) _v) as body, null as inserted, null as location, '0' as size`, values: b.params.values }
   }
   if (f.returnKind === 'scalar' && !f.returnsSet) {
     const body = o.media === 'none' ? `''` : `coalesce(pg_catalog.to_json(_s.v)::text, 'null')`
-    return { text: `select null as total, '1' as page, ${body} as body from (select ${call} as v${from ? ` from ${from}` : ''}) _s`, values: b.params.values }
+    return { text: capRead(b, `select null as total, '1' as page, ${body} as body from (select ${call} as v${from ? ` from ${from}` : ''}) _s`, o.maxBodyBytes), values: b.params.values }
   }
   // A set or composite result: a relation, with select=, filters, order and paging (and embeds when it is a table's row type).
   const table = [...o.cache.tables.values()].find((t) => t.oid === f.returnRelid)
@@ -561,5 +580,5 @@ export function buildRpc(o: RpcOptions): Statement {
   } else if (!f.returnsSet && o.media === 'json') {
     body = `coalesce((pg_catalog.json_agg(_s) -> 0)::text, 'null')`
   }
-  return { text: `select ${total} as total, pg_catalog.count(_s.*)::text as page, ${body} as body from (${lvl.sql}) _s`, values: b.params.values }
+  return { text: capRead(b, `select ${total} as total, pg_catalog.count(_s.*)::text as page, ${body} as body from (${lvl.sql}) _s`, o.maxBodyBytes), values: b.params.values }
 }

@@ -107,6 +107,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
   const maxRows = options.maxRows === null ? undefined : options.maxRows ?? 1000
   const maxRequest = options.maxRequestBytes ?? 1024 * 1024
   const maxUrl = options.maxUrlLength ?? 8192
+  const maxBody = options.maxResponseBytes ?? 10 * 1024 * 1024
   const limits = { ...DEFAULT_PARSE_LIMITS, maxDepth: options.maxEmbedDepth ?? DEFAULT_PARSE_LIMITS.maxDepth }
   const caches = new SchemaCaches((database, role) => backend.catalog(database, role), schemas)
 
@@ -167,7 +168,11 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       backend.runAs(identity, { readOnly, signal: req.signal }, async (tx) => {
         const res = await tx.query(stmt, fixedEnd)
         const row = resultRow(res.rows[0])
-        return { value: row, commit: decide(row) }
+        // Past the cap, Postgres kept the body back; a write is rolled back rather than answered without it.
+        return { value: row, commit: row.tooLarge === undefined && decide(row) }
+      }).then((row) => {
+        if (row.tooLarge !== undefined) throw new PgAuthorizeError('ERR_RESPONSE_TOO_LARGE', `response is too large (${row.tooLarge} bytes; max is ${maxBody} bytes)`)
+        return row
       })
 
     if (rpc !== undefined) return rpcCall(rpc, req, query, cache, schema, media, bodyMedia, stripNulls, prefer, range, headers, run)
@@ -177,7 +182,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
       const [k, v] = query.others[0]!
       throw new PgAuthorizeError('ERR_REST_PARSE', `"failed to parse filter (${v.slice(0, 60)})" (line 1, column 1)`, { detail: `unexpected "${v.slice(0, 1)}" expecting operator for '${k.slice(0, 63)}'` })
     }
-    const base = { cache, schema, query, maxRows }
+    const base = { cache, schema, query, maxRows, maxBodyBytes: maxBody }
     if (isRead) {
       const stmt = buildRead({ ...base, table: r.resource, media: bodyMedia, stripNulls, count: prefer.count !== undefined, range })
       const row = await run(stmt, true, () => true, 'commit')
@@ -307,7 +312,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
     const textArgs: Record<string, unknown> = {}
     for (const k of keys) textArgs[k] = args[k]
     const stmt = buildRpc({
-      cache, schema, query, maxRows, fn, media: bodyMedia, stripNulls, count: prefer.count !== undefined, range,
+      cache, schema, query, maxRows, maxBodyBytes: maxBody, fn, media: bodyMedia, stripNulls, count: prefer.count !== undefined, range,
       args: fn.singleJsonArg ? (rawBody ?? '{}') : JSON.stringify(textArgs), argNames: keys,
     })
     // GET runs read-only; POST too for a STABLE or IMMUTABLE function (PostgREST's access mode).

@@ -60,7 +60,8 @@ export function mountRest(deps: { databases: Databases; pools: GatewayPools; onE
   const toIdentity = (id: Identity): MountedIdentity => ({
     role: id.role,
     database: id.database,
-    anonymous: id.envelope === null,
+    // PostgREST: a 42501 is 401 for the anonymous role (with or without a token), 403 for any other.
+    anonymous: id.envelope === null || id.role === 'anonymous',
     envelope: id.envelope,
     provider: id.provider,
     subject: id.subject,

@@ -217,7 +217,7 @@ function readItem(c: Cursor, limits: ParseLimits, depth: number): SelectItem {
   // `alias:name`, but not `name::type`.
   if (c.peek() === ':' && c.peek(2) !== '::') {
     c.i++
-    alias = first
+    alias = checkAlias(first)
     first = readName(c, limits)
   }
   const hints: string[] = []
@@ -258,6 +258,15 @@ export const CAST_TYPES: ReadonlySet<string> = new Set([
   'interval', 'bytea', 'inet', 'cidr', 'macaddr', 'money', 'oid', 'tsvector', 'tsquery', 'xml', 'bit', 'varbit',
   'int4range', 'int8range', 'numrange', 'daterange', 'tsrange', 'tstzrange',
 ])
+
+/**
+ * An alias becomes an output name, written as a quoted identifier (the one kind of request text the builder
+ * quotes into SQL rather than looking up); Postgres would cut one past 63 bytes, so it is refused instead.
+ */
+function checkAlias(alias: string): string {
+  if (Buffer.byteLength(alias) > 63) throw parseError(`the alias "${alias.slice(0, 20)}..." is longer than 63 bytes`)
+  return alias
+}
 
 function notImplemented(message: string): PgAuthorizeError {
   return new PgAuthorizeError('ERR_REST_NOT_IMPLEMENTED', 'Feature not implemented', { detail: message })

@@ -32,11 +32,14 @@ export interface ResultRow {
   body: string
   inserted: number | undefined
   location: string | null
+  /** The body's size when Postgres kept it back for being past the cap. */
+  tooLarge: number | undefined
 }
 
 export function resultRow(fields: (string | null)[] | undefined): ResultRow {
   const f = fields ?? []
   return {
+    tooLarge: f[2] === null && f[5] !== null && f[5] !== undefined ? Number(f[5]) : undefined,
     total: f[0] ?? null,
     page: Number(f[1] ?? 0),
     body: f[2] ?? '',
