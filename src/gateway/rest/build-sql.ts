@@ -454,7 +454,8 @@ export function buildWrite(o: WriteOptions): Statement {
   let dml: string
   if (o.kind === 'insert' || o.kind === 'upsert') {
     const list = cols.map((c) => ident(c.name)).join(', ')
-    const bodyParam = b.params.add(o.body ?? '[]')
+    // No columns (`{}`): one row of defaults, and no body parameter (an unused one has no type: 42P18).
+    const bodyParam = cols.length ? b.params.add(o.body ?? '[]') : ''
     let rows: string
     if (o.prefer.missing === 'default' && cols.some((c) => c.default !== null)) {
       // Missing keys take the column's default: the defaults' own SQL (catalog text, written by the owner).
