@@ -39,7 +39,10 @@ before(async () => {
     create function my_projects(min_budget numeric default 0) returns setof projects language sql stable as $$ select * from projects where coalesce(budget, 0) >= min_budget $$;
     create function bump(project int) returns void language sql as $$ update projects set budget = coalesce(budget, 0) + 1 where id = project $$;
     create function current_role_name() returns text language sql stable as $$ select auth.role() $$;
+    create function touch() returns int language plpgsql volatile as $$ begin update projects set budget = budget where false; return 1; end $$;
+    create view touchy as select touch() as t;
     grant execute on all functions in schema public to authenticated;
+    grant select on touchy to authenticated;
   `)
   aliceToken = await s.token(alice)
   bobToken = await s.token(bob)
@@ -176,6 +179,12 @@ test('Prefer: tx=rollback runs the write and keeps nothing', async () => {
   assert.equal((await s.owner.query('select count(*)::int as n from projects where id = 30')).rows[0].n, 0)
 })
 
+test('a GET runs read-only: a view whose function writes is refused (25006 → 405)', async () => {
+  const r = await s.client(aliceToken).from('touchy').select('t')
+  assert.equal(r.status, 405)
+  assert.equal(r.error?.code, '25006')
+})
+
 test('rpc: scalar, setof with filters, GET read-only, void, and the claims reach the function', async () => {
   const db = s.client(aliceToken)
   assert.equal((await db.rpc('whoami')).data, alice.sub)
@@ -191,6 +200,7 @@ test('rpc: scalar, setof with filters, GET read-only, void, and the claims reach
   // A write through GET runs read-only: refused (25006 → 405).
   const ro = await db.rpc('bump', { project: 1 }, { get: true })
   assert.equal(ro.status, 405)
+  assert.equal(ro.error?.code, '25006')
   assert.equal((await db.rpc('current_role_name')).data, 'authenticated')
   const missing = await db.rpc('no_such_fn')
   assert.equal(missing.status, 404)

@@ -322,7 +322,7 @@ export function createRestHandler(options: RestHandlerOptions): RestHandler {
     const row = await run(stmt, readOnly, (r) => {
       if (media === 'object' && (fn.returnsSet || fn.returnKind === 'composite') && r.page !== 1) failure = singularError(r)
       return failure === undefined && end !== 'rollback'
-    })
+    }, isRead ? 'commit' : undefined) // GET: read-only, nothing to decide, one round trip
     if (failure) throw failure
     if (fn.returnKind === 'void') return { status: 204, headers, body: null }
     if (!fn.returnsSet && fn.returnKind === 'scalar') {

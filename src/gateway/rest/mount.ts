@@ -47,6 +47,9 @@ function claimedRole(token: string): string | undefined {
 
 const DEFAULT_ROLE = 'authenticated'
 
+/** Makes the current transaction read-only (allowed at any point of it; only the way back is refused). */
+const READ_ONLY_SQL = `pg_catalog.set_config('transaction_read_only', 'on', true)`
+
 /**
  * Creates the Data API handler over a gateway's `databases` and `pools`. `close()` ends the schema-reload
  * listeners.
@@ -150,15 +153,26 @@ export function mountRest(deps: { databases: Databases; pools: GatewayPools; onE
           async query(statement, end) {
             if (ended) throw new PgAuthorizeError('ERR_INTERNAL', 'the transaction has ended')
             const steps: PipelineStep[] = []
+            // A read that commits in the same round trip needs no BEGIN/COMMIT: like /sql's single query, its
+            // steps up to the one Sync are one implicit transaction, and the claims and READ ONLY (settable at
+            // any point of a transaction) are installed by one statement, transaction-locally.
+            const implicit = first && mode.readOnly && end === 'commit'
             if (first) {
               // The previous request's session state is undone first, in this request's pipeline (pool.ts).
               if (lease.resetPending) for (const text of RESET_SESSION_STEPS) steps.push({ text, values: [], capture: false })
-              steps.push({ text: mode.readOnly ? 'BEGIN READ ONLY' : 'BEGIN', values: [], capture: false })
-              if (id.envelope !== null) steps.push({ text: installClaimsParamSql(true), values: [id.envelope], capture: false })
+              if (implicit) {
+                steps.push(id.envelope !== null
+                  ? { text: `${installClaimsParamSql(true)}, ${READ_ONLY_SQL}`, values: [id.envelope], capture: false }
+                  : { text: `select ${READ_ONLY_SQL}`, values: [], capture: false })
+              } else {
+                steps.push({ text: mode.readOnly ? 'BEGIN READ ONLY' : 'BEGIN', values: [], capture: false })
+                if (id.envelope !== null) steps.push({ text: installClaimsParamSql(true), values: [id.envelope], capture: false })
+              }
               first = false
             }
             steps.push({ text: statement.text, values: statement.values, capture: true })
-            if (end) {
+            if (implicit) ended = true
+            else if (end) {
               steps.push({ text: end === 'commit' ? 'COMMIT' : 'ROLLBACK', values: [], capture: false })
               ended = true
             }
