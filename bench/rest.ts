@@ -16,7 +16,7 @@ import { rm } from 'node:fs/promises'
 import pg from 'pg'
 import { startDev } from '../src/dev/dev.js'
 import { freePort } from '../src/database/embedded.js'
-import { tempDir } from '../test/e2e/harness.js'
+import { tempDir } from '../test/helpers/fs.js'
 
 const { values } = parseArgs({ options: { seconds: { type: 'string', default: '5' }, concurrency: { type: 'string', default: '4' } } })
 const seconds = Number(values.seconds)

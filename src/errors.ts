@@ -224,8 +224,15 @@ export interface PgAuthorizeErrorOptions {
   hint?: string
 }
 
+/**
+ * Marks our errors, across copies of the package (a registered symbol is the same in every copy). Matching
+ * on `code` alone would take jose's errors for ours: they use the same `ERR_JWT_*` strings.
+ */
+const MARK = Symbol.for('pg-authorize.error')
+
 /** The base class of every error pg-authorize raises on purpose. */
 export class PgAuthorizeError extends Error {
+  readonly [MARK] = true
   readonly code: ErrorCode
   readonly detail: string | undefined
   readonly hint: string | undefined
@@ -255,7 +262,7 @@ export class PgAuthorizeError extends Error {
 export function isPgAuthorizeError(err: unknown): err is PgAuthorizeError {
   return (
     err instanceof Error &&
-    typeof (err as { code?: unknown }).code === 'string' &&
+    (err as { [MARK]?: unknown })[MARK] === true &&
     Object.hasOwn(ERROR_TABLE, (err as unknown as { code: string }).code)
   )
 }

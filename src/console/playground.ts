@@ -16,7 +16,7 @@
  */
 import pg from 'pg'
 import { ERROR_TABLE, isPgAuthorizeError } from '../errors.js'
-import type { DatabaseContext } from '../database/context.js'
+import type { ConsoleDatabase } from './backend.js'
 import { installClaimsParamSql, type Claims } from '../database/session.js'
 import type { Verifier } from '../verify/verifier.js'
 import { cleanToken } from './inspect.js'
@@ -207,7 +207,7 @@ function sqlError(err: unknown): NonNullable<RunResult['error']> {
 
 /** Runs `sql` as `input`, rolled back. Identity failures come back as a result with `error`, not a throw. */
 export async function runAs(
-  ctx: DatabaseContext,
+  ctx: ConsoleDatabase,
   verifier: Verifier,
   sql: string,
   input: IdentityInput,

@@ -10,7 +10,7 @@ import { isPgAuthorizeError } from '../errors.js'
 import { addProvider, listProviders, removeProvider, withOwner, type StoredProvider } from '../database/providers.js'
 import { fetchJwks } from '../verify/fetch-jwks.js'
 import { usableKeys } from '../verify/keyset.js'
-import type { Databases } from '../gateway/databases.js'
+import type { ConsoleBackend } from './backend.js'
 import { list, str } from './http.js'
 
 export interface KeyView {
@@ -78,7 +78,7 @@ export async function listProviderViews(ownerUrl: string): Promise<ProviderView[
 }
 
 /** Stores a provider, makes the gateway pick it up now, and fetches its keys. */
-export async function addProviderView(ownerUrl: string, databases: Databases, body: Record<string, unknown>): Promise<ProviderView> {
+export async function addProviderView(ownerUrl: string, databases: ConsoleBackend, body: Record<string, unknown>): Promise<ProviderView> {
   const jwksUrl = str(body, 'jwksUrl', 2048)
   const stored = await withOwner(ownerUrl, (c) =>
     addProvider(c, {
@@ -94,13 +94,13 @@ export async function addProviderView(ownerUrl: string, databases: Databases, bo
   return view(stored, await probeKeys(stored))
 }
 
-export async function removeProviderByName(ownerUrl: string, databases: Databases, name: string): Promise<void> {
+export async function removeProviderByName(ownerUrl: string, databases: ConsoleBackend, name: string): Promise<void> {
   await withOwner(ownerUrl, (c) => removeProvider(c, name))
   await reloadProviders(databases)
 }
 
 /** Forces the gateway's JWKS refetch (one provider or all), then shows what the endpoints serve now. */
-export async function refreshProviders(ownerUrl: string, databases: Databases, name?: string): Promise<ProviderView[]> {
+export async function refreshProviders(ownerUrl: string, databases: ConsoleBackend, name?: string): Promise<ProviderView[]> {
   const { verifier } = await databases.open()
   // A failing endpoint is reported per provider below; the gateway keeps serving its cached keys.
   await verifier.refresh(name).catch(() => {})
@@ -109,7 +109,7 @@ export async function refreshProviders(ownerUrl: string, databases: Databases, n
 }
 
 /** Providers change through NOTIFY too; reloading here makes the change visible to the next request. */
-async function reloadProviders(databases: Databases): Promise<void> {
+async function reloadProviders(databases: ConsoleBackend): Promise<void> {
   const { watch } = await databases.open()
   await watch.reload()
 }

@@ -12,7 +12,7 @@ import { maskUrl } from '../database/connect.js'
 import { installedVersion, LATEST_VERSION } from '../database/migrations.js'
 import { withOwner } from '../database/providers.js'
 import { DEFAULT_ROLES, setup, type SetupResult } from '../database/setup.js'
-import type { Databases } from '../gateway/databases.js'
+import type { ConsoleBackend } from './backend.js'
 
 /** Where clients reach this gateway (known only once it listens). */
 export interface ConsoleEndpoints {
@@ -172,7 +172,7 @@ export async function rolesView(ownerUrl: string, ep: ConsoleEndpoints): Promise
 }
 
 /** Runs set-up (idempotent), then reloads what the gateway caches. Returns no secret. */
-export async function runSetup(ownerUrl: string, databases: Databases): Promise<Omit<SetupResult, never> & { log: string[] }> {
+export async function runSetup(ownerUrl: string, databases: ConsoleBackend): Promise<Omit<SetupResult, never> & { log: string[] }> {
   const log: string[] = []
   const result = await setup(ownerUrl, { log: (line) => log.push(line) })
   await databases.reload()

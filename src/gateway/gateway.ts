@@ -1,7 +1,8 @@
 /**
- * The gateway process: SQL over HTTP (`POST /sql`, Neon-compatible), the Postgres wire protocol over TCP
- * (and TLS), and the same wire protocol over WebSocket (`/v1`, `/v2`) on the HTTP port. All three share
- * one {@link Databases}: one verifier per served database, providers shared through the database.
+ * The gateway process, wiring only: SQL over HTTP (`POST /sql`, Neon-compatible), the Postgres wire
+ * protocol over TCP (and TLS), and the same wire protocol over WebSocket (`/v1`, `/v2`) on the HTTP port,
+ * all routed by one Hono app (router.ts). All three transports share one {@link Authenticator}: one
+ * verifier per served database, providers shared through the database.
  *
  * Stateless: run more instances behind any load balancer.
  *
@@ -14,19 +15,20 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
-import { Databases, type DatabasesOptions } from './databases.js'
-import { GatewayPools } from './pool.js'
-import { createSqlCore, webHandler } from './http/handler.js'
-import { createNodeListener, createNodeSqlListener, type FetchHandler } from './http/node.js'
-import { createWireGateway, type WireGateway, type WireLimits } from './wire/server.js'
-import { createConsoleHandler, newAdminToken } from '../console/index.js'
-import { PgAuthorizeError, isPgAuthorizeError } from '../errors.js'
+import { Authenticator, type AuthenticatorOptions } from '../auth/authenticator.js'
+import { createConsoleApp, newAdminToken } from '../console/index.js'
 import { AuditTrail } from '../observability/audit.js'
+import type { GatewayEvent } from '../observability/events.js'
 import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
-import { Observer } from './observe.js'
+import { Observer } from '../observability/observer.js'
 import { mountRest, type RestMountOptions } from './rest/mount.js'
 import { listen, urlHost } from '../lib/listen.js'
+import { createSqlCore, webHandler } from './http/handler.js'
+import { createNodeListener, createNodeSqlListener } from './http/node.js'
+import { GatewayPools } from './http/pool.js'
+import { createRouter, errorResponse, type FetchHandler } from './router.js'
+import { createWireGateway, type WireGateway, type WireLimits } from './wire/server.js'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -61,7 +63,7 @@ export interface GatewayOptions {
   maxRequestBytes?: number
   maxResponseBytes?: number
   /** Verifier and provider settings. */
-  databases?: Omit<DatabasesOptions, 'ownerUrl' | 'allowAnonymous'>
+  databases?: Omit<AuthenticatorOptions, 'ownerUrl' | 'allowAnonymous' | 'onEvent' | 'onKeyRotated'>
   /** Extra routes on the HTTP port, tried before `/sql` (e.g. `/.well-known/jwks.json` in `dev`). */
   routes?: (req: Request) => Promise<Response | undefined> | Response | undefined
   /** The web console at `/console` (off by default); `adminToken` defaults to a random one, see `Gateway.console`. */
@@ -78,7 +80,7 @@ export interface GatewayOptions {
    */
   rest?: Omit<RestMountOptions, 'allowAnonymous'> | false
   /** Observability hook; events never carry tokens or secrets. */
-  onEvent?: (e: { kind: string; [k: string]: unknown }) => void
+  onEvent?: (e: GatewayEvent) => void
   /** Structured logs (pino). Default: none. */
   logger?: Logger
   /**
@@ -99,7 +101,8 @@ export interface Gateway {
   /** The wire listener's port, or undefined when it is off. */
   readonly pgPort: number | undefined
   readonly host: string
-  readonly databases: Databases
+  /** The authenticator every transport shares. */
+  readonly databases: Authenticator
   readonly pools: GatewayPools
   readonly wire: WireGateway
   /** The console's URL and admin token, when it is on (print the token once, at start). */
@@ -108,6 +111,8 @@ export interface Gateway {
   readonly metrics: GatewayMetrics
   /** The `/metrics` listener's URL when `metrics.port` is set. */
   readonly metricsUrl: string | undefined
+  /** The HTTP port's router as a Web-standard handler (what the listener serves, minus WebSocket upgrades). */
+  fetch(req: Request): Promise<Response>
   /** Requests currently being served over HTTP. */
   inFlight(): number
   /** Re-reads providers and credentials (SIGHUP); `audit` switches the audit trail. */
@@ -123,11 +128,6 @@ function sameSecret(presented: string, expected: string): boolean {
 }
 
 /** Starts the gateway's listeners. Verifies the default database is set up before listening. */
-/** A failure's own message (our errors never hold secrets; connection errors are masked where made). */
-function reasonOf(err: unknown): string {
-  return isPgAuthorizeError(err) ? err.message : err instanceof Error ? `${(err as { code?: string }).code ?? err.name}: ${err.message}` : String(err)
-}
-
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1'
   const logger = options.logger ?? silentLogger
@@ -143,17 +143,15 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     jwksAges: (): Array<{ database: string; provider: string; ageSeconds: number }> => observer.jwksAges(),
   })
   const observer: Observer = new Observer({ logger, metrics, audit })
-  const onEvent = (e: { kind: string; [k: string]: unknown }) => {
+  const onEvent = (e: GatewayEvent) => {
     observer.onEvent(e)
     options.onEvent?.(e)
   }
-  const databases = new Databases({
+  const databases = new Authenticator({
     ...options.databases,
     ownerUrl: options.databaseUrl,
     allowAnonymous: options.allowAnonymous ?? false,
-    onVerifierEvent: observer.onVerifierEvent,
-    onVerify: observer.onVerify,
-    onError: (err) => logger.warn({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL', reason: reasonOf(err) }, 'provider reload failed'),
+    onEvent,
     // A rotation reaches HTTP at once (every request seals with the current key); live wire sessions are
     // resealed at their next idle moment, before the old key retires.
     onKeyRotated: (database, generation) => {
@@ -169,7 +167,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     connectionConfig: (database, role) => databases.connectionConfig(database, role),
     max: options.poolSize ?? 10,
     acquireTimeoutMillis: options.poolTimeoutMs ?? 5000,
-    repairRole: (database, role) => databases.repairRole(database, role),
+    loginAsRole: (target, connect) => databases.loginAsRole(target, 'http', connect),
     ...(options.fairShare !== undefined ? { fairShare: options.fairShare } : {}),
     onEvent,
   })
@@ -191,62 +189,53 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       allowAnonymous: options.allowAnonymous ?? false,
     })
     : undefined
-  // The console (when on) is mounted first; it answers only under /console.
+  // The console (when on) is mounted under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
-  const consoleHandler = consoleToken === undefined ? undefined : createConsoleHandler({
+  const consoleApp = consoleToken === undefined ? undefined : createConsoleApp({
     databases,
     ownerUrl: options.databaseUrl,
     adminToken: consoleToken,
     trustProxy: options.trustProxy === true,
     endpoints: () => ({ httpUrl: listening!.url, host, pgPort: listening!.pgPort }),
   })
-  const metricsResponse = async () =>
-    new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } })
-  let readiness: { at: number; result: ReturnType<Databases['readiness']> } | undefined
-  const ops = async (req: Request): Promise<Response | undefined> => {
-    const path = new URL(req.url).pathname
-    if (path === '/ready' && (req.method === 'GET' || req.method === 'HEAD')) {
+  let readiness: { at: number; result: ReturnType<Authenticator['readiness']> } | undefined
+  let draining = false
+  let inFlight = 0
+  let drained: (() => void) | undefined
+  const router = createRouter({
+    sql,
+    draining: () => draining,
+    async ready() {
       // Cached for a second: a load balancer polling /ready must not open an owner connection per probe.
       if (!readiness || readiness.at < Date.now() - 1000) readiness = { at: Date.now(), result: databases.readiness() }
-      const r = draining ? { ready: false, database: false, providers: false, shuttingDown: true } : await readiness.result
-      return Response.json({ status: r.ready ? 'ready' : 'not ready', ...r }, { status: r.ready ? 200 : 503 })
-    }
-    if (path === '/metrics' && options.metrics?.token) {
-      if (!sameSecret(req.headers.get('authorization') ?? '', `Bearer ${options.metrics.token}`)) {
-        return Response.json({ message: 'a valid metrics token is required', code: '28000' }, { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+      return draining ? { ready: false, database: false, providers: false, shuttingDown: true } : await readiness.result
+    },
+    async metrics(req) {
+      if (options.metrics?.token) {
+        if (!sameSecret(req.headers.get('authorization') ?? '', `Bearer ${options.metrics.token}`)) {
+          return Response.json({ message: 'a valid metrics token is required', code: '28000' }, { status: 401, headers: { 'www-authenticate': 'Bearer' } })
+        }
+        return new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } })
       }
-      return metricsResponse()
-    }
-    if (path === '/metrics') {
       // A bare "not found" here sends operators looking for a bug; say how metrics are turned on.
-      const err = new PgAuthorizeError(
+      return errorResponse(
         'ERR_NOT_FOUND',
         options.metrics?.port !== undefined
           ? '/metrics is served on its own listener (--metrics-port), not on this port; add --metrics-token to serve it here too'
           : '/metrics is off: start serve with --metrics-token <token> (here, behind a bearer token) or --metrics-port <port> (a separate listener)',
       )
-      return Response.json({ message: err.message, code: err.sqlstate }, { status: err.status })
-    }
-    return undefined
-  }
-  let draining = false
-  let inFlight = 0
-  let drained: (() => void) | undefined
+    },
+    console: consoleApp,
+    // The Data API answers its own paths (/rest/v1/..., /<database>/rest/v1/...) and nothing else.
+    routes: rest
+      ? async (req) => (await rest.handler(req)) ?? (await options.routes?.(req))
+      : options.routes,
+  })
   const handler: FetchHandler = async (req) => {
-    if (draining) {
-      const err = new PgAuthorizeError('ERR_SHUTTING_DOWN', 'the gateway is shutting down')
-      return Response.json({ message: err.message, code: err.sqlstate }, { status: 503, headers: { connection: 'close' } })
-    }
     inFlight++
     try {
-      return (
-        (await ops(req)) ||
-        (consoleHandler && (await consoleHandler(req))) ||
-        (options.routes && (await options.routes(req))) ||
-        (rest && (await rest.handler(req))) ||
-        (await sql(req))
-      )
+      return await router.fetch(req)
     } finally {
       if (--inFlight === 0) drained?.()
     }
@@ -265,16 +254,12 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         provider: identity.provider, subject: identity.subject,
       })
       return {
-        role: identity.role,
-        database: identity.database,
-        provider: identity.provider,
-        subject: identity.subject,
-        envelope: identity.envelope,
-        expiresAt: identity.expiresAt,
-        upstream: await databases.connectionConfig(identity.database, identity.role),
-        repair: () => databases.repairRole(identity.database, identity.role),
-        reap: (pid, backendStart) => databases.reapBackend(identity.database, identity.role, pid, backendStart),
-        ...(identity.reseal ? { reseal: identity.reseal } : {}),
+        identity,
+        upstream: {
+          config: await databases.connectionConfig(identity.database, identity.role),
+          loginAsRole: (connect) => databases.loginAsRole(identity, req.transport, connect),
+          reap: (pid, backendStart) => databases.reapBackend(identity.database, identity.role, pid, backendStart),
+        },
       }
     },
     ...(options.tls ? { tls: options.tls } : {}),
@@ -286,7 +271,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   })
 
   // POST /sql, the hot path, goes straight to the handler's core on Node's own objects; every other route
-  // (console, /ready, /metrics, /health, OPTIONS) through the Web-standard handler.
+  // (console, /ready, /metrics, /health, OPTIONS) through the router.
   const webListener = createNodeListener(handler)
   const sqlListener = createNodeSqlListener(sqlCore)
   const server = http.createServer((req, res) => {
@@ -349,6 +334,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     console: consoleToken === undefined ? undefined : { url: `http://${hostInUrl}:${port}/console`, adminToken: consoleToken },
     metrics,
     metricsUrl,
+    fetch: async (req) => handler(req),
     inFlight: () => inFlight,
     async reload(settings) {
       if (settings?.logLevel) logger.level = settings.logLevel
@@ -387,7 +373,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await httpClosed
         await rest?.close()
         await pools!.close()
-        consoleHandler?.close()
+        consoleApp?.close()
         await databases.close()
         await audit?.close()
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()))

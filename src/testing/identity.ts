@@ -13,8 +13,8 @@ import { installClaimsParamSql, type Claims } from '../database/session.js'
 import type { ProviderConfig } from '../verify/types.js'
 import { verify } from '../verify/verifier.js'
 
-/** An identity to impersonate: a role, and claims or `null` for no identity (as a request without a token). */
-export interface Identity {
+/** Who to run as in a policy test: a role, and claims or `null` for no identity (as a request without a token). */
+export interface Impersonation {
   role: string
   claims: Claims | null
 }

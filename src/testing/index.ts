@@ -7,7 +7,7 @@
 export { policyTester } from './policy-tester.js'
 export type { Actor, AsOptions, IsolatedTester, PolicyTester, PolicyTesterOptions, RowsOptions } from './policy-tester.js'
 export { claimsFromToken, parseClaimsOption } from './identity.js'
-export type { Identity } from './identity.js'
+export type { Impersonation } from './identity.js'
 export { openAsSession, statementsFromLines } from './run-as.js'
 export type { AsSession, AsSessionOptions, ScriptResult, StatementResult } from './run-as.js'
 export { OPERATIONS, cellLabel, formatMatrix, parseClaimSets, policyMatrix } from './matrix.js'

@@ -10,7 +10,7 @@
  * algorithm and the key checks jose makes before it (key type, curve, RSA modulus of at least 2048 bits,
  * ECDSA signature length), and the segment decoding as jose's (strict base64url, fatal UTF-8, a JSON
  * object), with Buffer rather than `atob`, which was a tenth of the remaining cost.
- * test/jwt/differential.test.ts checks that the verifier accepts exactly what jose accepts.
+ * test/verify/differential.test.ts checks that the verifier accepts exactly what jose accepts.
  *
  * @module
  */

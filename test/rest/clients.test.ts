@@ -8,7 +8,7 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import { NeonPostgrestClient } from '@neondatabase/postgrest-js'
 import { alice, bob, startRest, type RestStack } from './harness.js'
-import { eventually } from '../e2e/harness.js'
+import { eventually } from '../helpers/wait.js'
 
 let s: RestStack
 let aliceToken: string

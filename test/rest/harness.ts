@@ -13,7 +13,7 @@ import { freePort } from '../../src/database/embedded.js'
 import { loadKeyDir } from '../../src/keys/keydir.js'
 import type { Jwk } from '../../src/keys/public.js'
 import { signToken, type SignOptions } from '../../src/tokens/sign.js'
-import { tempDir } from '../e2e/harness.js'
+import { tempDir } from '../helpers/fs.js'
 import path from 'node:path'
 
 export const [alice, bob] = DEMO_USERS as [DemoUser, DemoUser]

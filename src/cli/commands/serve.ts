@@ -1,44 +1,20 @@
 /**
- * pg-authorize serve --database-url OWNER_URL [--port 4444] [--host 127.0.0.1] [--pg-port 5433] [--no-pg]
- *                    [--allow-anonymous] [--tls-cert FILE --tls-key FILE] [--allow-insecure-password]
- *                    [--pool-size 10] [--pool-timeout 5000]
+ * `pg-authorize serve`: runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol
+ * with the JWT as password, and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it
+ * cleanly; SIGHUP reloads. Its flags are the rows of the settings table (src/config/schema.ts).
  *
- * Runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol with the JWT as password,
- * and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP reloads providers.
+ * @module
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { listenFailure, parse } from '../options.js'
-import { flagValues, loadConfig, maskedConfig, settingFlags } from '../../config/load.js'
+import { CONFIG_OPTION, listenFailure, settingOptions } from '../options.js'
+import { defineCommand } from '../define.js'
+import { flagValues, loadConfig, maskedConfig } from '../../config/load.js'
 import { createLogger } from '../../observability/logger.js'
 import type { GatewayConfig } from '../../config/schema.js'
 import { runUntilSignal } from '../signals.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js'
-
-const HELP = `Usage: pg-authorize serve [--database-url OWNER_URL] [options]
-
-Options:
-  --database-url URL         owner connection string of the database to serve (default: $DATABASE_URL)
-  --port PORT                HTTP port: POST /sql and WebSocket /v2 (default 4444)
-  --host HOST                address to bind (default 127.0.0.1)
-  --pg-port PORT             Postgres wire-protocol port (default 5433)
-  --pg-host HOST             address for the wire port (default: --host)
-  --no-pg                    do not listen for the wire protocol
-  --allow-anonymous          run requests without a token as the anonymous role
-  --tls-cert FILE            PEM certificate for the wire port (with --tls-key)
-  --tls-key FILE             PEM private key
-  --allow-insecure-password  accept JWTs without TLS from non-loopback clients
-  --pool-size N              connections per database and role (default 10)
-  --pool-timeout MS          how long a request waits for a connection (default 5000)
-  --rest                     serve the Data API (PostgREST-compatible REST) at /rest/v1
-  --rest-schema LIST         schemas the Data API exposes, comma-separated (default public)
-  --config FILE              configuration file (default ./pg-authorize.config.json if present)
-
-Every setting also comes from an environment variable PG_AUTHORIZE_<NAME> or the configuration file;
-precedence: flags, environment, file, defaults. 'pg-authorize config reference' lists them all;
-'pg-authorize config print' shows the effective values.`
 
 /** Reads TLS files, naming the flag on failure (never printing contents). */
 export function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
@@ -137,16 +113,18 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
   }
 }
 
-export const serveCommand: Command = {
+export const serveCommand = defineCommand({
   name: 'serve',
   summary: 'run the gateway (SQL over HTTP, Postgres wire protocol, WebSocket)',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, { ...settingFlags(), config: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
-    if (values.help) {
-      io.stdout(HELP)
-      return 0
-    }
+  usage: '[--database-url OWNER_URL] [options]',
+  description: `Runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol with the JWT as password,
+and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP reloads.`,
+  // One flag per setting of src/config/schema.ts: a new setting is a new row there, not a line here.
+  options: { ...settingOptions(), config: CONFIG_OPTION },
+  notes: `Every setting also comes from an environment variable PG_AUTHORIZE_<NAME> or the configuration file;
+precedence: flags, environment, file, defaults. 'pg-authorize config reference' lists them all;
+'pg-authorize config print' shows the effective values.`,
+  async run({ values }, io) {
     const load = () =>
       loadConfig({
         flags: flagValues(values),
@@ -188,4 +166,4 @@ export const serveCommand: Command = {
     }
     return stopped
   },
-}
+})

@@ -16,6 +16,7 @@
  */
 import type pg from 'pg'
 import { PgAuthorizeError } from '../../errors.js'
+import type { PgConnection } from '../../database/pg-internals.js'
 
 /** One statement of a request. */
 export interface Step {
@@ -50,15 +51,6 @@ interface ProtocolField {
   format: string
 }
 
-type Connection = pg.Connection & {
-  stream: { cork?(): void; uncork?(): void }
-  parse(q: { text: string; name?: string; types?: number[] }): void
-  bind(c: { portal?: string; statement?: string; values: readonly (string | null)[] }): void
-  describe(c: { type: 'P' | 'S'; name?: string }): void
-  execute(c: { portal?: string; rows?: number }): void
-  sync(): void
-  sendCopyFail(msg: string): void
-}
 
 /** Converts one raw text value to its JSON text in non-raw mode (Neon's json.rs, scalars). */
 type ToJson = (v: string) => string
@@ -112,7 +104,7 @@ export class Pipeline {
 
   /** Called by pg when the connection is ready: writes every step and one Sync. */
   submit(connection: pg.Connection): void {
-    const con = connection as Connection
+    const con = connection as PgConnection
     con.stream.cork?.()
     try {
       for (const s of this.#steps) {
@@ -191,7 +183,7 @@ export class Pipeline {
    *   Another Sync here would produce a second ReadyForQuery and corrupt the connection's next reply.
    */
   handleCopyInResponse(connection: pg.Connection): void {
-    const con = connection as Connection
+    const con = connection as PgConnection
     con.sendCopyFail('COPY FROM STDIN is not supported over HTTP')
     if (this.#step === this.#steps.length - 1) con.sync()
   }

@@ -4,7 +4,7 @@
  * `@hono/node-server`'s `getRequestListener` is used as is: it builds the `Request` lazily and aborts
  * `request.signal` when the response closes before it finished (`outgoing.on('close')`, "Client connection
  * prematurely closed"), which is what lets the handler cancel the backend query when the client goes away
- * (checked by test/gateway-http/cancel.test.ts). `overrideGlobalObjects: false` keeps it from replacing the
+ * (checked by test/gateway/http/cancel.test.ts). `overrideGlobalObjects: false` keeps it from replacing the
  * global Request/Response of the whole process.
  *
  * @example
@@ -18,9 +18,9 @@ import http from 'node:http'
 import { getRequestListener } from '@hono/node-server'
 import { listen, urlHost } from '../../lib/listen.js'
 import { rememberClientAddress } from '../../lib/client-address.js'
-import { tooLarge, type AbortLike, type SqlRequest, type SqlResponse } from './handler.js'
+import { tooLarge, type AbortLike, type FetchHandler, type SqlRequest, type SqlResponse } from './request.js'
 
-export type FetchHandler = (req: Request) => Promise<Response> | Response
+export type { FetchHandler } from './request.js'
 
 /**
  * A minimal abort signal: the SQL handler only reads `aborted` and (un)registers one 'abort' listener, and

@@ -1,20 +1,21 @@
 /**
- * The Data API's one adapter to the gateway's internals: authentication through `Databases`, role
- * connections from `GatewayPools`, the sealed claims installed transaction-locally (exactly as `/sql` does:
+ * The Data API's one adapter to the gateway's internals: authentication through the `Authenticator`, role
+ * connections from `GatewayPools` (with the pool's reset as the lease's `prelude`), the sealed claims installed transaction-locally (exactly as `/sql` does:
  * a bind parameter of `set_config('pg_authorize.session', $1, true)`, never `request.jwt.claims`), the
  * pool's pipelined reset, and the `LISTEN pgrst` that reloads the schema cache.
  *
- * Everything else in `src/gateway/rest/` codes against {@link RestBackend} only, so re-pointing the Data API
- * at a new core (an `Authenticator` with one `Identity` type) means rewriting this file alone.
+ * Everything else in `src/gateway/rest/` codes against {@link RestBackend} only: moving from `Databases` to
+ * the `Authenticator` changed this file's imports and the reset prelude, and nothing else.
  *
  * @module
  */
 import pg from 'pg'
 import { PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
-import { RESET_SESSION_STEPS, installClaimsParamSql } from '../../database/session.js'
+import { installClaimsParamSql } from '../../database/session.js'
+import type { GatewayEvent } from '../../observability/events.js'
 import { connectOwner } from '../../database/connect.js'
-import type { Databases, Identity } from '../databases.js'
-import type { GatewayPools, Lease } from '../pool.js'
+import type { Authenticator, Identity } from '../../auth/authenticator.js'
+import type { GatewayPools, Lease } from '../http/pool.js'
 import { createRestHandler, type RestBackend, type RestHandler, type RestHandlerOptions, type RestIdentity } from './handler.js'
 import { RestPipeline, type PipelineStep } from './pipeline.js'
 
@@ -54,7 +55,7 @@ const READ_ONLY_SQL = `pg_catalog.set_config('transaction_read_only', 'on', true
  * Creates the Data API handler over a gateway's `databases` and `pools`. `close()` ends the schema-reload
  * listeners.
  */
-export function mountRest(deps: { databases: Databases; pools: GatewayPools; onEvent?: (e: { kind: string; [k: string]: unknown }) => void }, options: RestMountOptions): { handler: RestHandler; close(): Promise<void> } {
+export function mountRest(deps: { databases: Authenticator; pools: GatewayPools; onEvent?: (e: GatewayEvent) => void }, options: RestMountOptions): { handler: RestHandler; close(): Promise<void> } {
   const { databases, pools } = deps
   const maxResponse = options.maxResponseBytes ?? 10 * 1024 * 1024
   const listeners = new Map<string, Promise<pg.Client | undefined>>()
@@ -97,7 +98,7 @@ export function mountRest(deps: { databases: Databases; pools: GatewayPools; onE
       return c
     })().catch((err: unknown) => {
       listeners.delete(database)
-      deps.onEvent?.({ kind: 'rest-listen-failed', database, code: (err as { code?: string }).code })
+      deps.onEvent?.({ kind: 'error', message: `Data API: LISTEN ${RELOAD_CHANNEL} on ${database} failed (${(err as { code?: string }).code ?? 'error'})` })
       return undefined
     })
     listeners.set(database, started)
@@ -159,7 +160,7 @@ export function mountRest(deps: { databases: Databases; pools: GatewayPools; onE
             const implicit = first && mode.readOnly && end === 'commit'
             if (first) {
               // The previous request's session state is undone first, in this request's pipeline (pool.ts).
-              if (lease.resetPending) for (const text of RESET_SESSION_STEPS) steps.push({ text, values: [], capture: false })
+              for (const step of lease.prelude) steps.push({ text: step.text, values: step.values, capture: false })
               if (implicit) {
                 steps.push(id.envelope !== null
                   ? { text: `${installClaimsParamSql(true)}, ${READ_ONLY_SQL}`, values: [id.envelope], capture: false }
@@ -210,7 +211,14 @@ export function mountRest(deps: { databases: Databases; pools: GatewayPools; onE
     },
   }
 
-  const handler = createRestHandler({ ...options, backend })
+  const handler = createRestHandler({
+    ...options,
+    backend,
+    // Only what was not raised on purpose reaches the gateway's events (it is logged as an internal error).
+    onEvent: (e) => {
+      if (e.kind === 'internal-error') deps.onEvent?.({ kind: 'internal-error', error: e.error })
+    },
+  })
   return {
     handler,
     async close() {

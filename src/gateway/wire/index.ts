@@ -4,4 +4,4 @@
  * @module
  */
 export { createWireGateway, isLoopbackAddress, passwordAllowed } from './server.js'
-export type { WireAuthRequest, WireEvent, WireGateway, WireGatewayOptions, WireIdentity } from './server.js'
+export type { Upstream, WireAuthRequest, WireGateway, WireGatewayOptions, WireLimits, WireLogin } from './server.js'

@@ -17,7 +17,7 @@ import type net from 'node:net'
 import type { Duplex } from 'node:stream'
 import { randomBytes } from 'node:crypto'
 import { installClaimsParamSql } from '../../database/session.js'
-import { BoundaryTracker, errorResponse, extendedQuery, type ErrorFields } from './protocol.js'
+import { BoundaryTracker, errorResponse, extendedQuery, type ErrorFields } from '../protocol.js'
 
 /** How long an ending session waits for the upstream to reach a message boundary before cutting it. */
 const END_GRACE_MS = 5000
