@@ -60,6 +60,8 @@ try {
     return { name, rps: latencies.length / secs, meanMs: mean, p50: latencies[Math.floor(latencies.length / 2)]!, p99: latencies[Math.floor(latencies.length * 0.99)]!, bytes }
   }
 
+  // Warm-up (JIT, pools, plans), not counted.
+  for (const send of [restOne, sqlOne, restBig, sqlBig]) await load('warm-up', send, Math.min(2, seconds))
   const rows: Awaited<ReturnType<typeof load>>[] = []
   // Interleaved, twice each, so drift in a shared machine hits both sides alike.
   for (let i = 0; i < 2; i++) {
