@@ -75,6 +75,32 @@ export type ErrorCode =
   | 'ERR_FORBIDDEN'
   | 'ERR_TOO_MANY_ATTEMPTS'
   | 'ERR_SHUTTING_DOWN'
+  // the Data API (PostgREST-compatible REST, src/gateway/rest): each carries its PGRST code
+  | 'ERR_REST_PARSE'
+  | 'ERR_REST_BODY'
+  | 'ERR_REST_RANGE'
+  | 'ERR_REST_PUT_FILTERS'
+  | 'ERR_REST_SCHEMA'
+  | 'ERR_REST_ACCEPT'
+  | 'ERR_REST_NOT_EMBEDDED'
+  | 'ERR_REST_PUT_LIMIT'
+  | 'ERR_REST_PUT_MISMATCH'
+  | 'ERR_REST_SINGULAR'
+  | 'ERR_REST_METHOD'
+  | 'ERR_REST_RPC_METHOD'
+  | 'ERR_REST_ORDER_EMBED'
+  | 'ERR_REST_EMBED_FILTER'
+  | 'ERR_REST_PATH'
+  | 'ERR_REST_NOT_IMPLEMENTED'
+  | 'ERR_REST_NO_RELATIONSHIP'
+  | 'ERR_REST_AMBIGUOUS_EMBED'
+  | 'ERR_REST_NO_FUNCTION'
+  | 'ERR_REST_NO_COLUMN'
+  | 'ERR_REST_NO_TABLE'
+  | 'ERR_REST_AMBIGUOUS_FUNCTION'
+  | 'ERR_REST_UNDEFINED_COLUMN'
+  | 'ERR_REST_MAX_AFFECTED'
+  | 'ERR_REST_ANONYMOUS_DISABLED'
   // the operating system refused (a port in use, a permission, a file that is not there)
   | 'ERR_SYSTEM'
   | 'ERR_INTERNAL'
@@ -89,10 +115,19 @@ export interface ErrorMapping {
   readonly authSqlstate?: string
   /** CLI exit status. */
   readonly exitCode: number
+  /**
+   * How the Data API (`/rest/v1`, PostgREST's error shape) answers it, when not with `status` and the
+   * SQLSTATE: PostgREST's own code (`PGRST301`) and its HTTP status.
+   */
+  readonly rest?: { readonly code: string; readonly status: number }
 }
 
 const input = { status: 400, sqlstate: '22023', exitCode: 2 } as const
-const auth = { status: 400, sqlstate: '28000', authSqlstate: '28P01', exitCode: 1 } as const
+const auth = { status: 400, sqlstate: '28000', authSqlstate: '28P01', exitCode: 1, rest: { code: 'PGRST303', status: 401 } } as const
+/** A token that is not a JWT at all: PostgREST's PGRST301 ("Expected 3 parts in JWT"). */
+const authShape = { ...auth, rest: { code: 'PGRST301', status: 401 } } as const
+/** A Data API request PostgREST refuses before any SQL: its PGRST code and status. */
+const rest = (code: string, status: number, sqlstate = '22023') => ({ status, sqlstate, exitCode: 2, rest: { code, status } }) as const
 
 /** The one table mapping each code to HTTP status, SQLSTATE and exit status. */
 export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
@@ -104,9 +139,9 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_KEY_NOT_PRIVATE: input,
   ERR_KEY_EXISTS: { status: 409, sqlstate: '42710', exitCode: 1 },
   ERR_KEY_NOT_FOUND: { status: 404, sqlstate: '42704', exitCode: 1 },
-  ERR_TOKEN_MISSING: auth,
-  ERR_TOKEN_TOO_LARGE: auth,
-  ERR_TOKEN_MALFORMED: auth,
+  ERR_TOKEN_MISSING: { ...auth, rest: { code: 'PGRST302', status: 401 } },
+  ERR_TOKEN_TOO_LARGE: authShape,
+  ERR_TOKEN_MALFORMED: authShape,
   ERR_JWT_HEADER_FORBIDDEN: auth,
   ERR_JWT_ALG_NOT_ALLOWED: auth,
   ERR_JWT_KID_MISSING: auth,
@@ -127,7 +162,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_NO_PROVIDERS: auth,
   ERR_ROLE_NOT_ALLOWED: auth,
   ERR_ROLE_CLAIM_MISSING: auth,
-  ERR_DB_CONNECT: { status: 503, sqlstate: '08006', exitCode: 1 },
+  ERR_DB_CONNECT: { status: 503, sqlstate: '08006', exitCode: 1, rest: { code: 'PGRST000', status: 503 } },
   // Another process owns the folder (a running `dev`): 55006 object_in_use.
   ERR_ALREADY_RUNNING: { status: 409, sqlstate: '55006', exitCode: 1 },
   ERR_DB_NOT_OWNER: { status: 500, sqlstate: '42501', exitCode: 1 },
@@ -148,7 +183,7 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_TRANSACTION_CONTROL: { status: 400, sqlstate: '25000', exitCode: 2 },
   ERR_REQUEST_TOO_LARGE: { status: 413, sqlstate: '54000', exitCode: 2 },
   ERR_RESPONSE_TOO_LARGE: { status: 507, sqlstate: '54000', exitCode: 1 },
-  ERR_POOL_TIMEOUT: { status: 400, sqlstate: '53300', exitCode: 1 },
+  ERR_POOL_TIMEOUT: { status: 400, sqlstate: '53300', exitCode: 1, rest: { code: 'PGRST003', status: 504 } },
   // One identity past its share of a pool (HTTP, with Retry-After) or of the wire sessions (at login):
   // 53300 too_many_connections, as Postgres and PgBouncer say it.
   ERR_FAIR_SHARE_EXCEEDED: { status: 429, sqlstate: '53300', exitCode: 1 },
@@ -163,6 +198,32 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   // A configured limit (console login attempts per address); the response says when to retry.
   ERR_TOO_MANY_ATTEMPTS: { status: 429, sqlstate: '53400', exitCode: 1 },
   ERR_SHUTTING_DOWN: { status: 503, sqlstate: '57P01', exitCode: 1 },
+  ERR_REST_PARSE: rest('PGRST100', 400, '42601'),
+  ERR_REST_BODY: rest('PGRST102', 400),
+  ERR_REST_RANGE: rest('PGRST103', 416),
+  ERR_REST_PUT_FILTERS: rest('PGRST105', 405),
+  ERR_REST_SCHEMA: rest('PGRST106', 406, '3F000'),
+  ERR_REST_ACCEPT: rest('PGRST107', 406),
+  ERR_REST_NOT_EMBEDDED: rest('PGRST108', 400),
+  ERR_REST_PUT_LIMIT: rest('PGRST114', 400),
+  ERR_REST_PUT_MISMATCH: rest('PGRST115', 400),
+  ERR_REST_SINGULAR: rest('PGRST116', 406, '21000'),
+  ERR_REST_METHOD: rest('PGRST117', 405, '0A000'),
+  ERR_REST_RPC_METHOD: rest('PGRST101', 405, '0A000'),
+  ERR_REST_ORDER_EMBED: rest('PGRST118', 400),
+  ERR_REST_EMBED_FILTER: rest('PGRST120', 400),
+  ERR_REST_PATH: rest('PGRST125', 404, '42704'),
+  ERR_REST_NOT_IMPLEMENTED: rest('PGRST127', 400, '0A000'),
+  ERR_REST_NO_RELATIONSHIP: rest('PGRST200', 400, '42704'),
+  ERR_REST_AMBIGUOUS_EMBED: rest('PGRST201', 300, '42725'),
+  ERR_REST_NO_FUNCTION: rest('PGRST202', 404, '42883'),
+  ERR_REST_NO_COLUMN: rest('PGRST204', 400, '42703'),
+  ERR_REST_NO_TABLE: rest('PGRST205', 404, '42P01'),
+  ERR_REST_AMBIGUOUS_FUNCTION: rest('PGRST203', 300, '42725'),
+  // An unknown column in select=, a filter or order=: PostgREST lets Postgres say 42703; we refuse it before SQL.
+  ERR_REST_UNDEFINED_COLUMN: rest('42703', 400, '42703'),
+  ERR_REST_MAX_AFFECTED: rest('PGRST124', 400),
+  ERR_REST_ANONYMOUS_DISABLED: { ...auth, rest: { code: 'PGRST302', status: 401 } },
   ERR_SYSTEM: { status: 500, sqlstate: '58000', exitCode: 1 },
   ERR_INTERNAL: { status: 500, sqlstate: 'XX000', exitCode: 1 },
 }

@@ -55,6 +55,8 @@ export interface DevOptions {
   allowAnonymous?: boolean
   /** The web console at /console: on by default in dev; `false` turns it off. */
   console?: { adminToken?: string } | false
+  /** The Data API at /rest/v1: on by default in dev; `false` turns it off. */
+  rest?: { schemas?: string[]; maxRows?: number | null } | false
   log?: (line: string) => void
 }
 
@@ -78,6 +80,10 @@ export interface DevStack {
   jwks: JwksServer
   /** A copy-paste snippet using @neondatabase/serverless that returns rows. */
   snippet: string
+  /** The Data API's URL (`.../rest/v1`), when it is on. */
+  restUrl: string | undefined
+  /** A copy-paste snippet using @supabase/postgrest-js that returns Alice's row, when the Data API is on. */
+  restSnippet: string | undefined
   /** Stops everything: gateway, JWKS server, Postgres. */
   close(): Promise<void>
 }
@@ -153,6 +159,7 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       host,
       allowAnonymous: options.allowAnonymous ?? false,
       console: options.console === false ? false : { adminToken: options.console?.adminToken ?? (await consoleToken(dir)) },
+      rest: options.rest === false ? false : { ...options.rest },
     })
     stops.push(() => gateway.close())
     await lock.update({ gateway: gateway.port, wire: gateway.pgPort ?? 0, jwks: Number(new URL(jwks.url).port), postgres: postgres.port })
@@ -179,6 +186,13 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       `const sql = neon('${authenticatedUrl}', { authToken: process.env.TOKEN })`,
       `console.log(await sql\`select * from users\`)`,
     ].join('\n')
+    const restUrl = options.rest === false ? undefined : `${gateway.url}/rest/v1`
+    const restSnippet = restUrl === undefined ? undefined : [
+      `import { PostgrestClient } from '@supabase/postgrest-js'`,
+      `const db = new PostgrestClient('${restUrl}', { headers: { Authorization: \`Bearer \${process.env.TOKEN}\` } })`,
+      `const { data, error } = await db.from('users').select('name, tenants(name)')`,
+      `console.log(JSON.stringify(data ?? error))`,
+    ].join('\n')
     return {
       ownerUrl,
       authenticatedUrl,
@@ -190,6 +204,8 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
       postgres,
       jwks,
       snippet,
+      restUrl,
+      restSnippet,
       close,
     }
   } catch (err) {

@@ -22,6 +22,7 @@ import type { GatewayEvent } from '../observability/events.js'
 import { silentLogger, type Logger } from '../observability/logger.js'
 import { GatewayMetrics } from '../observability/metrics.js'
 import { Observer } from '../observability/observer.js'
+import { mountRest, type RestMountOptions } from './rest/mount.js'
 import { listen, urlHost } from '../lib/listen.js'
 import { createSqlCore, webHandler } from './http/handler.js'
 import { createNodeListener, createNodeSqlListener } from './http/node.js'
@@ -73,6 +74,12 @@ export interface GatewayOptions {
    * cookie and login limit). Only when nothing but that proxy can reach the gateway. Default false.
    */
   trustProxy?: boolean
+  /**
+   * The Data API (PostgREST-compatible REST) at `/rest/v1/` and `/<database>/rest/v1/`. Off by default.
+   * `schemas`: the exposed schemas, the first the default (default `['public']`); `maxRows`: the most rows a
+   * read returns (default 1000, `null`: none).
+   */
+  rest?: Omit<RestMountOptions, 'allowAnonymous'> | false
   /** Observability hook; events never carry tokens or secrets. */
   onEvent?: (e: GatewayEvent) => void
   /** Structured logs (pino). Default: none. */
@@ -180,6 +187,13 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     onEvent,
   })
   const sql = webHandler(sqlCore)
+  const rest = options.rest
+    ? mountRest({ databases, pools, onEvent }, {
+      ...(options.maxResponseBytes ? { maxResponseBytes: options.maxResponseBytes } : {}),
+      ...options.rest,
+      allowAnonymous: options.allowAnonymous ?? false,
+    })
+    : undefined
   // The console (when on) is mounted under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
@@ -218,6 +232,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
       )
     },
     console: consoleApp,
+    rest: rest?.handler,
     routes: options.routes,
   })
   const handler: FetchHandler = async (req) => {
@@ -360,6 +375,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         server.closeAllConnections()
         await wire!.close()
         await httpClosed
+        await rest?.close()
         await pools!.close()
         consoleApp?.close()
         await databases.close()

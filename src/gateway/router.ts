@@ -1,6 +1,6 @@
 /**
  * The one router of the gateway's HTTP port (Hono): `/health`, `/ready`, `/metrics`, `/sql`, the console
- * under `/console`, extra routes the caller adds (e.g. `dev`'s JWKS), and a Neon-shaped 404 for the rest.
+ * under `/console`, the Data API under `/rest/v1` and `/<database>/rest/v1`, extra routes the caller adds (e.g. `dev`'s JWKS), and a Neon-shaped 404 for the rest.
  * WebSocket upgrades (`/v1`, `/v2`) are not requests: the Node server hands them to ws/websocket.ts.
  *
  * The Node fast path for `POST /sql` (node.ts) sits in front of this router in `startGateway`; everything
@@ -24,6 +24,8 @@ export interface RouterOptions {
   metrics(req: Request): Promise<Response>
   /** The console's app, mounted at `/console`. */
   console?: Hono<any, any, any> | undefined
+  /** The Data API: `/rest/v1/...` and `/<database>/rest/v1/...` (undefined: not one of its paths). */
+  rest?: ((req: Request) => Promise<Response | undefined>) | undefined
   /** Extra routes, tried before the 404. */
   routes?: ((req: Request) => Promise<Response | undefined> | Response | undefined) | undefined
   /** While true, every request gets 503 (shutting down). */
@@ -52,6 +54,11 @@ export function createRouter(options: RouterOptions): Hono {
   app.get('/metrics', (c) => options.metrics(c.req.raw))
   app.all('/sql', (c) => options.sql(c.req.raw))
   if (options.console) app.route('/console', options.console)
+  if (options.rest) {
+    const rest = options.rest
+    const serve = async (req: Request) => (await rest(req)) ?? errorResponse('ERR_NOT_FOUND', 'not found')
+    for (const path of ['/rest/v1', '/rest/v1/*', '/:database/rest/v1', '/:database/rest/v1/*']) app.all(path, (c) => serve(c.req.raw))
+  }
   app.notFound(async (c) => (await options.routes?.(c.req.raw)) ?? errorResponse('ERR_NOT_FOUND', 'not found'))
   return app
 }

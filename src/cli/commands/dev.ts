@@ -30,6 +30,7 @@ it; an orphaned Postgres or a stale postmaster.pid left in the folder is cleared
     'no-demo': { type: 'boolean', help: 'do not load the demo schema' },
     'allow-anonymous': settingOption('allowAnonymous'),
     'no-console': { type: 'boolean', help: 'do not serve the web console (on by default in dev)' },
+    'no-rest': { type: 'boolean', help: 'do not serve the Data API at /rest/v1 (on by default in dev)' },
   },
   async run({ values }, io) {
     const started = Date.now()
@@ -49,6 +50,7 @@ it; an orphaned Postgres or a stale postmaster.pid left in the folder is cleared
       demo: !values['no-demo'],
       allowAnonymous: values['allow-anonymous'] ?? false,
       ...(values['no-console'] ? { console: false as const } : {}),
+      ...(values['no-rest'] ? { rest: false as const } : {}),
       log: (line) => io.stdout(line),
     }).catch((err: unknown) => {
       throw listenFailure(err, ports)
@@ -68,6 +70,7 @@ it; an orphaned Postgres or a stale postmaster.pid left in the folder is cleared
     out(`  SQL over HTTP endpoint:              ${stack.sqlEndpoint}`)
     out(`  WebSocket endpoint:                  ${stack.webSocketUrl}`)
     out(`  JWKS URL (provider "local"):         ${stack.jwksUrl}`)
+    if (stack.restUrl) out(`  Data API (PostgREST-compatible):     ${stack.restUrl}`)
     if (stack.gateway.console) {
       out(`  Console:                             ${stack.gateway.console.url}`)
       out(`  Console admin token:                 ${stack.gateway.console.adminToken}`)
@@ -87,6 +90,12 @@ it; an orphaned Postgres or a stale postmaster.pid left in the folder is cleared
       out('')
       out(`TOKEN=${shellQuote(first.token)} node --input-type=module -e ${shellQuote(stack.snippet)}`)
       out('')
+      if (stack.restSnippet) {
+        out(`Or through the Data API with @supabase/postgrest-js (also a devDependency):`)
+        out('')
+        out(`TOKEN=${shellQuote(first.token)} node --input-type=module -e ${shellQuote(stack.restSnippet)}`)
+        out('')
+      }
       out(`Or with psql (the JWT is the password):`)
       out(`  PGPASSWORD=${shellQuote(first.token)} psql ${shellQuote(stack.authenticatedUrl)} -c 'select * from users'`)
     }

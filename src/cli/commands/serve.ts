@@ -92,6 +92,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     },
     maxRequestBytes: config.maxRequestBytes,
     maxResponseBytes: config.maxResponseBytes,
+    rest: config.rest ? { schemas: splitList(config.restSchema, '--rest-schema'), maxRows: config.restMaxRows === 0 ? null : config.restMaxRows } : false,
     console: config.console ? (config.consoleToken ? { adminToken: config.consoleToken } : {}) : false,
     trustProxy: config.trustProxy,
     metrics: {
