@@ -1,7 +1,7 @@
 /** `setup` is idempotent and complete; `uninstall` removes it; bad input leaves nothing half-installed. */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setup, setupFingerprint, uninstall } from '../../src/database/setup.js'
+import { gatewayUrl, setup, setupFingerprint, uninstall } from '../../src/database/setup.js'
 import { withOwner } from '../../src/database/providers.js'
 import { LATEST_VERSION, loadMigrations } from '../../src/database/migrations.js'
 import { freePort } from '../../src/database/embedded.js'
@@ -162,6 +162,10 @@ test('the CLI: setup prints both connection strings without the owner password; 
   assert.ok(!r.stdout.includes(password) && !r.stderr.includes(password), 'owner password printed')
   assert.match(r.stdout, /postgresql:\/\/authenticated@[^\s]+\/setup_cli/)
   assert.match(r.stdout, /owner/i)
+  // The gateway role's connection string, its password masked.
+  const gatewayPassword = new URL(await gatewayUrl(url)).password
+  assert.match(r.stdout, /postgresql:\/\/pgauthorize_gateway:\*\*\*\*@[^\s]+\/setup_cli/)
+  assert.ok(!r.stdout.includes(gatewayPassword) && !r.stdout.includes(decodeURIComponent(gatewayPassword)), 'gateway password printed')
   const again = await runCli(['setup'], { env: { DATABASE_URL: url } })
   assert.equal(again.code, 0, again.stderr)
   assert.match(again.stdout, /up to date/i)
