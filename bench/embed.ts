@@ -14,7 +14,8 @@
  */
 import os from 'node:os'
 import path from 'node:path'
-import { mkdtemp, rm } from 'node:fs/promises'
+import { randomBytes } from 'node:crypto'
+import { rm } from 'node:fs/promises'
 import { parseArgs } from 'node:util'
 import pg from 'pg'
 import { startEmbeddedPostgres } from '../src/database/embedded.js'
@@ -41,7 +42,8 @@ async function measure(fn: () => Promise<unknown>): Promise<number> {
   return n / seconds
 }
 
-const dir = await mkdtemp(path.join(os.tmpdir(), 'pga-bench-embed-'))
+// Not made here: the embedded server creates it (as test/helpers/postgres.ts does).
+const dir = path.join(os.tmpdir(), 'pga-bench-embed-' + randomBytes(5).toString('hex'))
 const server = await startEmbeddedPostgres({ dataDir: path.join(dir, 'data'), ephemeral: true })
 try {
   const url = server.urlFor('postgres')
