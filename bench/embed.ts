@@ -4,10 +4,11 @@
  *
  * - plain:        pool.query(q)                                     (autocommit, no claims: the floor)
  * - plain tx:     BEGIN; q; COMMIT on a pooled client               (what a hand-rolled set_config needs at least)
+ * - plain tx + reset: the same, after the session reset a shared pool needs (security property 4)
  * - authorizer:   authz.withToken(token, (c) => c.query(q))         (verify from the token cache, BEGIN + claims pipelined, q, COMMIT)
  * - authorizer + RLS: the same with a policy reading auth.user_id() (the claims actually checked per statement)
  *
- * Run by hand: `node --import tsx bench/embed.ts [--seconds 5] [--concurrency 8] [--runs 3]`.
+ * Run by hand: `node --import tsx bench/embed.ts [--seconds 1] [--concurrency 8] [--runs 9]`.
  * Figures are machine-dependent; compare ratios within one run only.
  *
  * @module
@@ -22,13 +23,18 @@ import { startEmbeddedPostgres } from '../src/database/embedded.js'
 import { gatewayUrl, setup } from '../src/database/setup.js'
 import { addProvider, withOwner } from '../src/database/providers.js'
 import { createAuthorizer } from '../src/auth/authorizer.js'
+import { RESET_SESSION_STEPS } from '../src/database/session.js'
+
+/** The pool's reset between users, as one simple-protocol string. */
+const RESET = RESET_SESSION_STEPS.filter((s) => s !== 'COMMIT').join('; ')
 import { generateSigningKey } from '../src/keys/generate.js'
 import { signToken } from '../src/tokens/sign.js'
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' }, runs: { type: 'string' } } })
-const seconds = Number(values.seconds ?? 5)
+// Short slices, interleaved: on a shared machine the load drifts, and each case sees the same drift.
+const seconds = Number(values.seconds ?? 1)
 const concurrency = Number(values.concurrency ?? 8)
-const runs = Number(values.runs ?? 3)
+const runs = Number(values.runs ?? 9)
 
 async function measure(fn: () => Promise<unknown>): Promise<number> {
   const until = performance.now() + seconds * 1000
@@ -70,6 +76,17 @@ try {
     ['plain pg.Pool, BEGIN; q; COMMIT', async () => {
       const c = await pool.connect()
       try {
+        await c.query('begin')
+        await c.query(q)
+        await c.query('commit')
+      } finally {
+        c.release()
+      }
+    }],
+    ['plain pg.Pool, reset; BEGIN; q; COMMIT', async () => {
+      const c = await pool.connect()
+      try {
+        await c.query(RESET)
         await c.query('begin')
         await c.query(q)
         await c.query('commit')
