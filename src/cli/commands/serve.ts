@@ -1,5 +1,5 @@
 /**
- * pg-authorize serve --database-url OWNER_URL [--port 4444] [--host 127.0.0.1] [--pg-port 5433] [--no-pg]
+ * pg-authorize serve --database-url GATEWAY_URL [--port 4444] [--host 127.0.0.1] [--pg-port 5433] [--no-pg]
  *                    [--allow-anonymous] [--tls-cert FILE --tls-key FILE] [--allow-insecure-password]
  *                    [--pool-size 10] [--pool-timeout 5000]
  *
@@ -17,10 +17,11 @@ import type { GatewayConfig } from '../../config/schema.js'
 import { runUntilSignal } from '../signals.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js'
 
-const HELP = `Usage: pg-authorize serve [--database-url OWNER_URL] [options]
+const HELP = `Usage: pg-authorize serve [--database-url GATEWAY_URL] [options]
 
 Options:
-  --database-url URL         owner connection string of the database to serve (default: $DATABASE_URL)
+  --database-url URL         connection string of the database to serve: the gateway role's, printed by
+                             setup (pgauthorize_gateway: no owner rights), or the owner's (default: $DATABASE_URL)
   --port PORT                HTTP port: POST /sql and WebSocket /v2 (default 4444)
   --host HOST                address to bind (default 127.0.0.1)
   --pg-port PORT             Postgres wire-protocol port (default 5433)
