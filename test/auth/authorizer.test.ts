@@ -89,6 +89,18 @@ test('a Hono app on createAuthorizer: Alice sees her row and Bob his, with pg an
   }
 })
 
+test('the Hono middleware rolls the request back when its handler throws', async () => {
+  const h = app(authz)
+  h.post('/pg/notes', async (c) => {
+    await c.var.db.query(`insert into notes (body) values ('half done')`)
+    throw new Error('the handler failed after writing')
+  })
+  const alice = await token('alice')
+  const res = await h.request('/pg/notes', { method: 'POST', headers: { authorization: `Bearer ${alice}` } })
+  assert.equal(res.status, 500)
+  assert.deepEqual(await (await get(h, '/pg/notes', alice)).json(), ["alice's note"])
+})
+
 test('forged, expired and malformed tokens are refused before any SQL runs', async () => {
   const h = app(authz)
   const good = await token('alice')
