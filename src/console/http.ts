@@ -1,6 +1,6 @@
 /**
  * The console's HTTP hygiene: security headers on every response, the cross-site request check, capped
- * body reading, and JSON/HTML responses with errors that never echo what was sent.
+ * body reading, and JSON responses with errors that never echo what was sent.
  *
  * @module
  */
@@ -17,7 +17,7 @@ export function styleHash(css: string): string {
 
 /**
  * Headers every console response carries. The CSP allows no inline script at all: the page's code is
- * the separate `/console/static/console.js`.
+ * in separate modules under `/console/static/`.
  */
 export function securityHeaders(extraStyle?: string): Record<string, string> {
   return {
@@ -45,10 +45,6 @@ export function json(status: number, body: unknown, headers: Record<string, stri
     status,
     headers: { 'content-type': 'application/json; charset=utf-8', ...headers },
   })
-}
-
-export function html(status: number, body: string, headers: Record<string, string> = {}): Response {
-  return new Response(body, { status, headers: { 'content-type': 'text/html; charset=utf-8', ...headers } })
 }
 
 /** The JSON error body: a stable code and a message that holds nothing the client sent. */

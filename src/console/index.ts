@@ -4,7 +4,10 @@
  *
  * @module
  */
+export { createConsoleApp } from './app.js'
+export type { ConsoleApp, ConsoleEnv, ConsoleOptions } from './app.js'
 export { createConsoleHandler } from './handler.js'
-export type { ConsoleHandler, ConsoleOptions } from './handler.js'
+export type { ConsoleHandler } from './handler.js'
+export type { ConsoleBackend, ConsoleDatabase, ConsoleGatewayVerifier, ConsoleServed } from './backend.js'
 export type { ConsoleEndpoints } from './roles.js'
 export { newAdminToken } from './session.js'

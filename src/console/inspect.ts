@@ -11,7 +11,7 @@
 import { decodeJwt, decodeProtectedHeader } from 'jose'
 import { isPgAuthorizeError } from '../errors.js'
 import { Verifier } from '../verify/verifier.js'
-import type { Authenticator } from '../auth/authenticator.js'
+import type { ConsoleBackend } from './backend.js'
 import { fail } from './http.js'
 
 export interface InspectResult {
@@ -26,10 +26,10 @@ export interface InspectResult {
 
 /** The console's verifier, kept in step with the gateway's providers; no token cache. */
 export class ConsoleVerifier {
-  readonly #databases: Authenticator
+  readonly #databases: ConsoleBackend
   readonly #verifier = new Verifier({ cache: false })
 
-  constructor(databases: Authenticator) {
+  constructor(databases: ConsoleBackend) {
     this.#databases = databases
   }
 

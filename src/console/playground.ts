@@ -16,7 +16,7 @@
  */
 import pg from 'pg'
 import { ERROR_TABLE, isPgAuthorizeError } from '../errors.js'
-import type { DatabaseContext } from '../database/context.js'
+import type { ConsoleDatabase } from './backend.js'
 import { installClaimsParamSql, type Claims } from '../database/session.js'
 import type { Verifier } from '../verify/verifier.js'
 import { cleanToken } from './inspect.js'
@@ -207,18 +207,20 @@ function sqlError(err: unknown): NonNullable<RunResult['error']> {
 
 /** Runs `sql` as `input`, rolled back. Identity failures come back as a result with `error`, not a throw. */
 export async function runAs(
-  ctx: DatabaseContext,
+  ctx: ConsoleDatabase,
   verifier: Verifier,
   sql: string,
   input: IdentityInput,
   options: { statementTimeoutMs?: number } = {},
 ): Promise<RunResult> {
-  const role = input.role ?? 'authenticated'
+  let role = input.role ?? 'authenticated'
   const identity: RunResult['identity'] = { kind: input.kind, role, claims: null }
   let client: pg.Client | undefined
   try {
     if (input.kind === 'token') {
       const v = await verifier.verify(input.token!, { role })
+      // As the gateway does: the provider's role claim may choose another role than the one asked for.
+      role = identity.role = v.role
       identity.provider = v.provider.name
       identity.claims = { ...v.claims }
     } else if (input.kind === 'claims') {

@@ -10,8 +10,11 @@ import { isPgAuthorizeError } from '../errors.js'
 import { addProvider, listProviders, removeProvider, withOwner, type StoredProvider } from '../database/providers.js'
 import { fetchJwks } from '../verify/fetch-jwks.js'
 import { usableKeys } from '../verify/keyset.js'
-import type { Authenticator } from '../auth/authenticator.js'
+import type { ConsoleBackend } from './backend.js'
 import { list, str } from './http.js'
+
+/** A checkbox field: true, "on" or "true". */
+const flag = (body: Record<string, unknown>, key: string): boolean => body[key] === true || body[key] === 'on' || body[key] === 'true'
 
 export interface KeyView {
   kid: string | null
@@ -29,6 +32,12 @@ export interface ProviderView {
   audience: string[]
   algorithms: string[]
   roles: string[]
+  /** The JWKS URL comes from the issuer's OIDC discovery document (`jwksUrl` is the last one discovered). */
+  discovery: boolean
+  roleClaim: string | null
+  defaultRole: string | null
+  authorizedParties: string[]
+  strictAudience: boolean
   keys: KeyView[]
   /** Why no usable key was found (or a warning about the keys found). */
   keysError?: { code: string; message: string }
@@ -68,6 +77,11 @@ function view(p: StoredProvider, keys: Pick<ProviderView, 'keys' | 'keysError'>)
     audience: p.audience === undefined ? [] : Array.isArray(p.audience) ? p.audience : [p.audience],
     algorithms: [...p.algorithms],
     roles: [...p.roles],
+    discovery: p.discovery === true,
+    roleClaim: p.roleClaim ?? null,
+    defaultRole: p.defaultRole ?? null,
+    authorizedParties: [...(p.authorizedParties ?? [])],
+    strictAudience: p.strictAudience === true,
     ...keys,
   }
 }
@@ -77,8 +91,11 @@ export async function listProviderViews(ownerUrl: string): Promise<ProviderView[
   return Promise.all(providers.map(async (p) => view(p, await probeKeys(p))))
 }
 
-/** Stores a provider, makes the gateway pick it up now, and fetches its keys. */
-export async function addProviderView(ownerUrl: string, databases: Authenticator, body: Record<string, unknown>): Promise<ProviderView> {
+/**
+ * Stores a provider (`replace: true` edits the one of that name), makes the gateway pick it up now, and
+ * fetches its keys. An issuer without a JWKS URL is discovered first; a failed discovery refuses the add.
+ */
+export async function addProviderView(ownerUrl: string, databases: ConsoleBackend, body: Record<string, unknown>): Promise<ProviderView> {
   const jwksUrl = str(body, 'jwksUrl', 2048)
   const stored = await withOwner(ownerUrl, (c) =>
     addProvider(c, {
@@ -88,19 +105,23 @@ export async function addProviderView(ownerUrl: string, databases: Authenticator
       ...(list(body, 'audience') ? { audience: list(body, 'audience')! } : {}),
       ...(list(body, 'algorithms') ? { algorithms: list(body, 'algorithms')! } : {}),
       ...(list(body, 'roles') ? { roles: list(body, 'roles')! } : {}),
-    }),
+      ...(str(body, 'roleClaim', 256) ? { roleClaim: str(body, 'roleClaim', 256)! } : {}),
+      ...(str(body, 'defaultRole', 63) ? { defaultRole: str(body, 'defaultRole', 63)! } : {}),
+      ...(list(body, 'authorizedParties') ? { authorizedParties: list(body, 'authorizedParties')! } : {}),
+      ...(flag(body, 'strictAudience') ? { strictAudience: true } : {}),
+    }, { replace: flag(body, 'replace') }),
   )
   await reloadProviders(databases)
   return view(stored, await probeKeys(stored))
 }
 
-export async function removeProviderByName(ownerUrl: string, databases: Authenticator, name: string): Promise<void> {
+export async function removeProviderByName(ownerUrl: string, databases: ConsoleBackend, name: string): Promise<void> {
   await withOwner(ownerUrl, (c) => removeProvider(c, name))
   await reloadProviders(databases)
 }
 
 /** Forces the gateway's JWKS refetch (one provider or all), then shows what the endpoints serve now. */
-export async function refreshProviders(ownerUrl: string, databases: Authenticator, name?: string): Promise<ProviderView[]> {
+export async function refreshProviders(ownerUrl: string, databases: ConsoleBackend, name?: string): Promise<ProviderView[]> {
   const { verifier } = await databases.open()
   // A failing endpoint is reported per provider below; the gateway keeps serving its cached keys.
   await verifier.refresh(name).catch(() => {})
@@ -109,7 +130,7 @@ export async function refreshProviders(ownerUrl: string, databases: Authenticato
 }
 
 /** Providers change through NOTIFY too; reloading here makes the change visible to the next request. */
-async function reloadProviders(databases: Authenticator): Promise<void> {
+async function reloadProviders(databases: ConsoleBackend): Promise<void> {
   const { watch } = await databases.open()
   await watch.reload()
 }

@@ -11,8 +11,8 @@
 import { maskUrl } from '../database/connect.js'
 import { installedVersion, LATEST_VERSION } from '../database/migrations.js'
 import { withOwner } from '../database/providers.js'
-import { DEFAULT_ROLES, setup, type SetupResult } from '../database/setup.js'
-import type { Authenticator } from '../auth/authenticator.js'
+import { SETUP_ROLES, setup, type SetupResult } from '../database/setup.js'
+import type { ConsoleBackend } from './backend.js'
 
 /** Where clients reach this gateway (known only once it listens). */
 export interface ConsoleEndpoints {
@@ -113,7 +113,7 @@ export async function rolesView(ownerUrl: string, ep: ConsoleEndpoints): Promise
     const database = (await c.query<{ d: string }>('select current_database() as d')).rows[0]!.d
     const version = await installedVersion(c)
     const names = version === null
-      ? [...DEFAULT_ROLES]
+      ? [...SETUP_ROLES]
       : (await c.query<{ role: string }>('select role from pgauthorize.role_credentials order by role')).rows.map((r) => r.role)
     const found = await c.query<{ rolname: string; rolcanlogin: boolean; rolbypassrls: boolean; rolsuper: boolean }>(
       'select rolname, rolcanlogin, rolbypassrls, rolsuper from pg_roles where rolname = any($1)',
@@ -172,7 +172,7 @@ export async function rolesView(ownerUrl: string, ep: ConsoleEndpoints): Promise
 }
 
 /** Runs set-up (idempotent), then reloads what the gateway caches. Returns no secret. */
-export async function runSetup(ownerUrl: string, databases: Authenticator): Promise<Omit<SetupResult, never> & { log: string[] }> {
+export async function runSetup(ownerUrl: string, databases: ConsoleBackend): Promise<Omit<SetupResult, never> & { log: string[] }> {
   const log: string[] = []
   const result = await setup(ownerUrl, { log: (line) => log.push(line) })
   await databases.reload()

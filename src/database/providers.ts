@@ -1,99 +1,89 @@
 /**
  * JWT providers stored in the database (`pgauthorize.providers`), so every gateway instance serving the
- * database shares them. A change fires `NOTIFY pg_authorize_providers`; `watchDatabase` (watch.ts) listens
+ * database shares them: the JWKS (a URL, inline keys, or found by OIDC discovery from the issuer), the
+ * checks (issuer, audience, strict audience, authorized parties, algorithms) and the role rules (allowed
+ * roles, role claim, default role). Validation is the verifier's own (verify/provider.ts). A change fires `NOTIFY pg_authorize_providers`; `watchDatabase` (watch.ts) listens
  * (and polls as a fallback), so running gateways pick changes up without a restart.
  *
  * @module
  */
 import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
+import type { Algorithm } from '../keys/algorithms.js'
+import { discover } from '../verify/discovery.js'
+import { normalizeProvider } from '../verify/provider.js'
+import type { ProviderConfig } from '../verify/types.js'
 import { connectOwner } from './connect.js'
 
-/** The algorithms a provider may allow. HS* are never allowed: a shared secret is not a public key. */
-export const PROVIDER_ALGORITHMS = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'EdDSA'] as const
-export type ProviderAlgorithm = (typeof PROVIDER_ALGORITHMS)[number]
-
-/** A provider as stored; the same shape as the verifier's `ProviderConfig`. */
-export interface StoredProvider {
-  name: string
-  jwksUrl?: string
-  jwks?: { keys: Record<string, unknown>[] }
-  issuer?: string
-  audience?: string | string[]
-  algorithms: ProviderAlgorithm[]
+/** A provider as stored: a verifier `ProviderConfig` with its defaults filled in. */
+export interface StoredProvider extends ProviderConfig {
+  algorithms: Algorithm[]
   roles: string[]
 }
 
+/** What `providers add` and the console give: a provider before validation (lists may hold untrimmed names). */
 export interface ProviderInput {
   name?: string
   jwksUrl?: string
   jwks?: { keys: Record<string, unknown>[] }
   issuer?: string
+  /** Find the JWKS by OIDC discovery from `issuer` (default when an issuer is given without a JWKS URL). */
+  discovery?: boolean
   audience?: string | string[]
   algorithms?: string[]
   roles?: string[]
+  roleClaim?: string
+  defaultRole?: string
+  authorizedParties?: string[]
+  strictAudience?: boolean
 }
 
-const NAME = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,62}$/
-
-/** A default provider name from the JWKS URL's host and port, e.g. `localhost-8787`. */
-export function defaultProviderName(jwksUrl: string): string {
-  const u = new URL(jwksUrl)
+/** A default provider name from the JWKS URL's (or issuer's) host and port, e.g. `localhost-8787`. */
+export function defaultProviderName(url: string): string {
+  const u = new URL(url)
   return `${u.hostname}${u.port ? '-' + u.port : ''}`.replace(/[^A-Za-z0-9_.-]/g, '-').slice(0, 63)
 }
 
-/** Validates input and fills defaults; throws ERR_INVALID_ARGUMENT naming the bad field. */
-export function normalizeProvider(input: ProviderInput, knownRoles?: readonly string[]): StoredProvider {
-  if (!input.jwksUrl && !input.jwks) {
-    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'a provider needs a JWKS URL (--jwks-url) or inline keys')
+const trimmed = (xs: string[] | undefined) => {
+  const out = xs?.map((x) => x.trim()).filter(Boolean)
+  return out?.length ? out : undefined
+}
+
+/**
+ * Validates input with the verifier's {@link normalizeProvider} (ERR_INVALID_CONFIG naming the bad field)
+ * and fills defaults: the name from the URL, discovery when an issuer comes without a JWKS URL. With
+ * `knownRoles`, every role must be one setup made in the database.
+ */
+export function toStoredProvider(input: ProviderInput, knownRoles?: readonly string[]): StoredProvider {
+  if (!input.jwksUrl && !input.jwks && !input.issuer) {
+    throw new PgAuthorizeError('ERR_INVALID_CONFIG', 'a provider needs a JWKS URL (--jwks-url), an issuer to discover it from (--issuer), or inline keys')
   }
-  if (input.jwksUrl !== undefined) {
-    let u: URL
-    try {
-      u = new URL(input.jwksUrl)
-    } catch {
-      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'jwks url is not a valid URL')
-    }
-    if (u.protocol !== 'https:' && u.protocol !== 'http:') {
-      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'jwks url must use https (or http for local development)')
-    }
-    if (u.username || u.password) {
-      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'jwks url must not carry credentials')
-    }
-  }
-  if (input.jwks !== undefined && (!input.jwks || !Array.isArray(input.jwks.keys))) {
-    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'inline jwks must be an object with a "keys" array')
-  }
-  const name = input.name ?? defaultProviderName(input.jwksUrl ?? 'http://inline')
-  if (!NAME.test(name)) {
-    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `invalid provider name '${name}' (letters, digits, _ . -; at most 63)`)
-  }
-  const algorithms = (input.algorithms?.length ? input.algorithms : ['RS256', 'ES256', 'EdDSA']).map((a) => a.trim())
-  for (const a of algorithms) {
-    if (!(PROVIDER_ALGORITHMS as readonly string[]).includes(a)) {
-      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `algorithm '${a}' is not allowed (one of ${PROVIDER_ALGORITHMS.join(', ')})`)
-    }
-  }
-  const roles = (input.roles?.length ? input.roles : ['authenticated']).map((r) => r.trim())
+  const discovery = input.discovery ?? (!input.jwksUrl && !input.jwks)
+  const audience = Array.isArray(input.audience) ? trimmed(input.audience) : input.audience?.trim() || undefined
+  const p = normalizeProvider({
+    name: input.name ?? defaultProviderName(input.jwksUrl ?? input.issuer ?? 'http://inline'),
+    ...(input.jwksUrl ? { jwksUrl: input.jwksUrl } : {}),
+    ...(input.jwks ? { jwks: input.jwks as { keys: JsonWebKey[] } } : {}),
+    ...(input.issuer ? { issuer: input.issuer } : {}),
+    ...(discovery ? { discovery: true } : {}),
+    ...(audience !== undefined ? { audience: Array.isArray(audience) && audience.length === 1 ? audience[0]! : audience } : {}),
+    ...(trimmed(input.algorithms) ? { algorithms: trimmed(input.algorithms) as Algorithm[] } : {}),
+    ...(trimmed(input.roles) ? { roles: trimmed(input.roles)! } : {}),
+    ...(input.roleClaim?.trim() ? { roleClaim: input.roleClaim.trim() } : {}),
+    ...(input.defaultRole?.trim() ? { defaultRole: input.defaultRole.trim() } : {}),
+    ...(trimmed(input.authorizedParties) ? { authorizedParties: trimmed(input.authorizedParties)! } : {}),
+    ...(input.strictAudience ? { strictAudience: true } : {}),
+  }) as StoredProvider
   if (knownRoles) {
-    for (const r of roles) {
+    for (const r of p.roles) {
       if (!knownRoles.includes(r)) {
-        throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `role '${r}' is not a restricted role set up in this database (${knownRoles.join(', ')})`, {
+        throw new PgAuthorizeError('ERR_INVALID_CONFIG', `role '${r}' is not a restricted role set up in this database (${knownRoles.join(', ')})`, {
           hint: `run: pg-authorize setup --role ${r}`,
         })
       }
     }
   }
-  const audience = Array.isArray(input.audience) ? input.audience.filter(Boolean) : input.audience || undefined
-  return {
-    name,
-    ...(input.jwksUrl ? { jwksUrl: input.jwksUrl } : {}),
-    ...(input.jwks ? { jwks: input.jwks } : {}),
-    ...(input.issuer ? { issuer: input.issuer } : {}),
-    ...(audience && (!Array.isArray(audience) || audience.length) ? { audience } : {}),
-    algorithms: [...new Set(algorithms)] as ProviderAlgorithm[],
-    roles: [...new Set(roles)],
-  }
+  return structuredClone(p)
 }
 
 interface ProviderRow {
@@ -104,17 +94,27 @@ interface ProviderRow {
   audience: string[] | null
   algorithms: string[]
   roles: string[]
+  discovery?: boolean
+  role_claim?: string | null
+  default_role?: string | null
+  authorized_parties?: string[] | null
+  strict_audience?: boolean
 }
 
 function fromRow(r: ProviderRow): StoredProvider {
   return {
     name: r.name,
     ...(r.jwks_url ? { jwksUrl: r.jwks_url } : {}),
-    ...(r.jwks ? { jwks: r.jwks } : {}),
+    ...(r.jwks ? { jwks: r.jwks as { keys: JsonWebKey[] } } : {}),
     ...(r.issuer ? { issuer: r.issuer } : {}),
+    ...(r.discovery ? { discovery: true } : {}),
     ...(r.audience?.length ? { audience: r.audience.length === 1 ? r.audience[0]! : r.audience } : {}),
-    algorithms: r.algorithms as ProviderAlgorithm[],
+    algorithms: r.algorithms as Algorithm[],
     roles: r.roles,
+    ...(r.role_claim ? { roleClaim: r.role_claim } : {}),
+    ...(r.default_role ? { defaultRole: r.default_role } : {}),
+    ...(r.authorized_parties?.length ? { authorizedParties: r.authorized_parties } : {}),
+    ...(r.strict_audience ? { strictAudience: true } : {}),
   }
 }
 
@@ -133,27 +133,50 @@ async function restrictedRoles(client: pg.ClientBase): Promise<string[]> {
 /** Lists the providers of a database. */
 export async function listProviders(client: pg.ClientBase): Promise<StoredProvider[]> {
   await restrictedRoles(client)
-  const r = await client.query<ProviderRow>(
-    'select name, jwks_url, jwks, issuer, audience, algorithms, roles from pgauthorize.providers order by name',
-  )
+  const columns = 'name, jwks_url, jwks, issuer, audience, algorithms, roles'
+  let r
+  try {
+    r = await client.query<ProviderRow>(
+      `select ${columns}, discovery, role_claim, default_role, authorized_parties, strict_audience from pgauthorize.providers order by name`,
+    )
+  } catch (err) {
+    // 42703: a database set up before migration 0007 (its gateways keep working until setup runs again).
+    if ((err as { code?: unknown }).code !== '42703') throw err
+    r = await client.query<ProviderRow>(`select ${columns} from pgauthorize.providers order by name`)
+  }
   return r.rows.map(fromRow)
 }
 
 /** Adds a provider (or replaces one of the same name when `replace`). Returns what was stored. */
 export async function addProvider(
   client: pg.ClientBase,
-  input: ProviderInput,
-  options: { replace?: boolean } = {},
+  input: ProviderInput | StoredProvider,
+  options: { replace?: boolean; fetch?: typeof fetch; timeoutMs?: number } = {},
 ): Promise<StoredProvider> {
-  const p = normalizeProvider(input, await restrictedRoles(client))
+  const p = toStoredProvider(input as ProviderInput, await restrictedRoles(client))
+  if (p.discovery) {
+    // Refused now, with what went wrong (unreachable, not JSON, another issuer, no jwks_uri), rather than at
+    // the first token. The jwks_uri is stored as the last one known; gateways re-discover it periodically.
+    const d = await discover(p.issuer!, {
+      fetch: options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args)),
+      timeoutMs: options.timeoutMs ?? 5000,
+      maxBytes: 65_536,
+      provider: p.name,
+    })
+    if ('jwksUri' in d) p.jwksUrl = d.jwksUri
+  }
   const aud = p.audience === undefined ? null : Array.isArray(p.audience) ? p.audience : [p.audience]
   const r = await client.query(
-    `insert into pgauthorize.providers as p (name, jwks_url, jwks, issuer, audience, algorithms, roles)
-     values ($1, $2, $3, $4, $5, $6, $7)
+    `insert into pgauthorize.providers as p (name, jwks_url, jwks, issuer, audience, algorithms, roles,
+       discovery, role_claim, default_role, authorized_parties, strict_audience)
+     values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
      on conflict (name) do ${options.replace ? `update set jwks_url = excluded.jwks_url, jwks = excluded.jwks,
        issuer = excluded.issuer, audience = excluded.audience, algorithms = excluded.algorithms,
-       roles = excluded.roles, updated_at = now()` : 'nothing'}`,
-    [p.name, p.jwksUrl ?? null, p.jwks ? JSON.stringify(p.jwks) : null, p.issuer ?? null, aud, p.algorithms, p.roles],
+       roles = excluded.roles, discovery = excluded.discovery, role_claim = excluded.role_claim,
+       default_role = excluded.default_role, authorized_parties = excluded.authorized_parties,
+       strict_audience = excluded.strict_audience, updated_at = now()` : 'nothing'}`,
+    [p.name, p.jwksUrl ?? null, p.jwks ? JSON.stringify(p.jwks) : null, p.issuer ?? null, aud, p.algorithms, p.roles,
+      p.discovery ?? false, p.roleClaim ?? null, p.defaultRole ?? null, p.authorizedParties ?? null, p.strictAudience ?? false],
   )
   if (r.rowCount === 0) {
     throw new PgAuthorizeError('ERR_PROVIDER_EXISTS', `a provider named '${p.name}' already exists`, {

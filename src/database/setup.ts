@@ -23,8 +23,8 @@ import { connectOwner, maskUrl, quoteIdent, quoteLiteral, withDatabase, withUser
 import { scramVerifier } from './scram.js'
 import { restrictLargeObjects, unrestrictLargeObjects } from './large-objects.js'
 
-/** The roles every setup creates. */
-export const DEFAULT_ROLES = ['authenticated', 'anonymous'] as const
+/** The restricted roles every setup makes (a provider's default allowed roles are verify's DEFAULT_PROVIDER_ROLES). */
+export const SETUP_ROLES = ['authenticated', 'anonymous'] as const
 
 /**
  * The login role gateways and embedded authorizers run as (issue 19): NOINHERIT NOBYPASSRLS, owns nothing,
@@ -107,7 +107,7 @@ function validateNames(options: SetupOptions): { schemas: string[]; roles: strin
       throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `schema '${s}' is reserved and cannot be granted`)
     }
   }
-  const roles = [...new Set([...DEFAULT_ROLES, ...(options.roles ?? [])])]
+  const roles = [...new Set([...SETUP_ROLES, ...(options.roles ?? [])])]
   for (const r of roles) {
     if (!ROLE_NAME.test(r)) {
       throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `invalid role name '${r}' (lowercase letters, digits, _)`)
@@ -486,7 +486,7 @@ export async function uninstall(ownerUrl: string, options: UninstallOptions = {}
         ? (await client.query<{ role: string }>(
             `select role from pgauthorize.role_credentials${hasGateway ? ' union select role from pgauthorize.gateway_credentials' : ''}`,
           )).rows.map((r) => r.role)
-        : [...DEFAULT_ROLES, GATEWAY_ROLE]
+        : [...SETUP_ROLES, GATEWAY_ROLE]
       const existing = (
         await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [roles])
       ).rows.map((r) => r.rolname)

@@ -16,7 +16,7 @@
 import { createHash, timingSafeEqual } from 'node:crypto'
 import http from 'node:http'
 import { Authenticator, type AuthenticatorOptions } from '../auth/authenticator.js'
-import { createConsoleHandler, newAdminToken } from '../console/index.js'
+import { createConsoleApp, newAdminToken } from '../console/index.js'
 import { AuditTrail } from '../observability/audit.js'
 import type { GatewayEvent } from '../observability/events.js'
 import { silentLogger, type Logger } from '../observability/logger.js'
@@ -28,6 +28,7 @@ import { createNodeListener, createNodeSqlListener } from './http/node.js'
 import { GatewayPools } from './http/pool.js'
 import { createRouter, errorResponse, type FetchHandler } from './router.js'
 import { createWireGateway, type WireGateway, type WireLimits } from './wire/server.js'
+import type { WorkerHooks } from './cluster.js'
 
 export interface GatewayOptions {
   /** Owner connection string of the database to serve (others on the same server are served on demand). */
@@ -90,6 +91,8 @@ export interface GatewayOptions {
   audit?: { table?: boolean; retentionDays?: number } | false
   /** How long requests in flight get to finish on `close()`, ms. Default 10000. */
   shutdownTimeoutMs?: number
+  /** Set in each worker of `serve --workers N` (cluster.ts): wire cancels routed across workers, /metrics summed. */
+  worker?: WorkerHooks
 }
 
 export interface Gateway {
@@ -141,6 +144,8 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     jwksAges: (): Array<{ database: string; provider: string; ageSeconds: number }> => observer.jwksAges(),
   })
   const observer: Observer = new Observer({ logger, metrics, audit })
+  // With several workers, the text summed over all of them (cluster.ts); else this process's own.
+  const metricsText = options.worker?.metricsText ?? (() => metrics.text())
   const onEvent = (e: GatewayEvent) => {
     observer.onEvent(e)
     options.onEvent?.(e)
@@ -183,7 +188,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   // The console (when on) is mounted under /console.
   let listening: { url: string; port: number; pgPort: number | undefined } | undefined
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
-  const consoleHandler = consoleToken === undefined ? undefined : createConsoleHandler({
+  const consoleApp = consoleToken === undefined ? undefined : createConsoleApp({
     databases,
     ownerUrl: options.ownerUrl ?? options.databaseUrl,
     adminToken: consoleToken,
@@ -207,7 +212,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         if (!sameSecret(req.headers.get('authorization') ?? '', `Bearer ${options.metrics.token}`)) {
           return Response.json({ message: 'a valid metrics token is required', code: '28000' }, { status: 401, headers: { 'www-authenticate': 'Bearer' } })
         }
-        return new Response(await metrics.text(), { status: 200, headers: { 'content-type': metrics.contentType } })
+        return new Response(await metricsText(), { status: 200, headers: { 'content-type': metrics.contentType } })
       }
       // A bare "not found" here sends operators looking for a bug; say how metrics are turned on.
       return errorResponse(
@@ -217,7 +222,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
           : '/metrics is off: start serve with --metrics-token <token> (here, behind a bearer token) or --metrics-port <port> (a separate listener)',
       )
     },
-    console: consoleHandler,
+    console: consoleApp,
     routes: options.routes,
   })
   const handler: FetchHandler = async (req) => {
@@ -253,6 +258,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
     ...(options.tls ? { tls: options.tls } : {}),
     allowInsecurePassword: options.allowInsecurePassword ?? false,
     ...(options.wireLimits ? { limits: options.wireLimits } : {}),
+    ...(options.worker ? { shard: options.worker } : {}),
     // After login a WebSocket message may be as large as a /sql body (before it, a few tens of kB).
     ...(options.maxRequestBytes ? { maxWebSocketMessageBytes: options.maxRequestBytes } : {}),
     onEvent,
@@ -299,7 +305,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         res.writeHead(404).end()
         return
       }
-      metrics.text().then(
+      metricsText().then(
         (text: string) => res.writeHead(200, { 'content-type': metrics.contentType }).end(text),
         () => res.writeHead(500).end(),
       )
@@ -360,7 +366,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
         await wire!.close()
         await httpClosed
         await pools!.close()
-        consoleHandler?.close()
+        consoleApp?.close()
         await databases.close()
         await audit?.close()
         await new Promise<void>((resolve) => (metricsServer ? metricsServer.close(() => resolve()) : resolve()))

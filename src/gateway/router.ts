@@ -22,8 +22,8 @@ export interface RouterOptions {
   ready(): Promise<{ ready: boolean } & Record<string, unknown>>
   /** `GET /metrics`: the response, or an error saying why it is not served here. */
   metrics(req: Request): Promise<Response>
-  /** The console, mounted at `/console` (it answers undefined for what it does not serve). */
-  console?: ((req: Request) => Promise<Response | undefined>) | undefined
+  /** The console's app, mounted at `/console`. */
+  console?: Hono<any, any, any> | undefined
   /** Extra routes, tried before the 404. */
   routes?: ((req: Request) => Promise<Response | undefined> | Response | undefined) | undefined
   /** While true, every request gets 503 (shutting down). */
@@ -51,12 +51,7 @@ export function createRouter(options: RouterOptions): Hono {
   })
   app.get('/metrics', (c) => options.metrics(c.req.raw))
   app.all('/sql', (c) => options.sql(c.req.raw))
-  if (options.console) {
-    const console = options.console
-    const mount = async (req: Request) => (await console(req)) ?? errorResponse('ERR_NOT_FOUND', 'not found')
-    app.all('/console', (c) => mount(c.req.raw))
-    app.all('/console/*', (c) => mount(c.req.raw))
-  }
+  if (options.console) app.route('/console', options.console)
   app.notFound(async (c) => (await options.routes?.(c.req.raw)) ?? errorResponse('ERR_NOT_FOUND', 'not found'))
   return app
 }

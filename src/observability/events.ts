@@ -10,7 +10,7 @@
  */
 import type { ErrorCode } from '../errors.js'
 import type { Transport } from '../auth/identity.js'
-import type { JwksFetchReason } from '../verify/types.js'
+import type { VerifierEvent } from '../verify/types.js'
 
 /** What one `POST /sql` did, emitted when it ends. */
 export interface HttpRequestInfo {
@@ -80,9 +80,8 @@ export type GatewayEvent =
   | { kind: 'key-rotated'; database: string; generation: number; sessions: number }
   | { kind: 'verified'; database: string; provider: string; ms: number }
   | { kind: 'verify-failed'; database: string; code: ErrorCode; ms: number }
-  | { kind: 'token-cache'; database: string; result: 'hit' | 'miss' }
-  | { kind: 'jwks-fetch'; database: string; provider: string; reason: JwksFetchReason; ok: true; keys: number }
-  | { kind: 'jwks-fetch'; database: string; provider: string; reason: JwksFetchReason; ok: false; code: ErrorCode }
+  // A verifier's own events (token cache, JWKS and discovery fetches), tagged with its database.
+  | (Exclude<VerifierEvent, { kind: 'verified' | 'verify-failed' }> & { database: string })
   | { kind: 'provider-reload-failed'; code: string; reason: string }
 
 export type GatewayEventKind = GatewayEvent['kind']

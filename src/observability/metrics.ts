@@ -134,6 +134,8 @@ export class GatewayMetrics {
       name: 'pg_authorize_jwks_age_seconds',
       help: 'Seconds since each provider\'s JWKS was last fetched successfully.',
       labelNames: ['database', 'provider'] as const,
+      // With several workers (serve --workers) each fetches on its own: report the stalest, not a sum.
+      aggregator: 'max',
       registers: [this.registry],
       collect() {
         this.reset()

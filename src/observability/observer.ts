@@ -148,6 +148,10 @@ export class Observer {
           this.#logger.warn({ database: e.database, provider: e.provider, code: e.code, reason: e.reason }, 'JWKS fetch failed')
         }
         return
+      case 'discovery-fetch':
+        if (e.ok) this.#logger.debug({ database: e.database, provider: e.provider, changed: e.changed }, 'OIDC discovery document read')
+        else this.#logger.warn({ database: e.database, provider: e.provider, code: e.code }, 'OIDC discovery failed; keeping the last jwks_uri')
+        return
       case 'provider-reload-failed':
         this.#logger.warn({ code: e.code, reason: e.reason }, 'provider reload failed')
         return

@@ -9,8 +9,11 @@
 import * as nodeCrypto from 'node:crypto'
 import type { VerifiedToken } from './types.js'
 
+/** A verified token before its role is chosen (the role depends on the request; the rest does not). */
+export type VerifiedBase = Omit<VerifiedToken, 'role'>
+
 interface Entry {
-  value: VerifiedToken
+  value: VerifiedBase
   until: number
   provider: string
 }
@@ -41,7 +44,7 @@ export class TokenCache {
     return this.#entries.size
   }
 
-  get(digest: string, now: number): VerifiedToken | undefined {
+  get(digest: string, now: number): VerifiedBase | undefined {
     const e = this.#entries.get(digest)
     if (!e) return undefined
     if (e.until <= now) {
@@ -51,7 +54,7 @@ export class TokenCache {
     return e.value
   }
 
-  set(digest: string, value: VerifiedToken, now: number): void {
+  set(digest: string, value: VerifiedBase, now: number): void {
     const until = Math.min(value.expiresAt === undefined ? Infinity : value.expiresAt * 1000, now + this.#maxTtlMs)
     if (until <= now || this.#maxEntries <= 0) return
     this.#entries.delete(digest)

@@ -2,32 +2,29 @@
  * JWT verification against a set of providers: the gateway's hot path.
  *
  * Order of checks, cheapest and most hostile-input-proof first: length cap (before any decoding),
- * three base64url segments, the verified-token cache, then the protected header (`alg: none` in any
- * casing, `jku`, `x5u`, `x5c`, an embedded `jwk`, `crit` and `b64` are refused outright: we never fetch
- * or trust keys a token names, and support no JWS extensions), provider selection (providers whose
- * `issuer` equals the token's `iss` first), the algorithm allow-list, key selection by `kid` (a token
- * without `kid` only when exactly one key suits its alg), the key/alg match (key type, curve, the
- * key's own `alg`), the signature with `node:crypto` (./jws.ts says why not jose's Web Crypto path),
- * then the claims: `exp` (required), `nbf`, `iat`, `iss` and `aud`, with leeway, as jose validates them,
- * plus one check jose does not make: no number anywhere in the payload may be non-finite (`1e400`).
+ * three base64url segments, the verified-token cache, then the protected header (header.ts), provider
+ * selection (providers whose `issuer` equals the token's `iss` first), the algorithm allow-list, key
+ * selection by `kid` (a token without `kid` only when exactly one key suits its alg), the key/alg match
+ * (key type, curve, the key's own `alg`), the signature with `node:crypto` (./jws.ts says why not jose's
+ * Web Crypto path), then the claims (claims.ts) and, last, the role the token runs as (role-choice.ts).
+ * Providers are checked by provider.ts.
  *
  * @module
  */
-import type { JWSHeaderParameters, JWTPayload } from 'jose'
+import type { JWTPayload } from 'jose'
 import type { KeyObject } from 'node:crypto'
 import { PgAuthorizeError, type ErrorCode } from '../errors.js'
-import { ALGORITHMS, isAlgorithm, keySuitsAlgorithm, type Algorithm } from '../keys/algorithms.js'
+import { keySuitsAlgorithm } from '../keys/algorithms.js'
 import type { Jwk } from '../keys/public.js'
+import { checkClaims } from './claims.js'
+import { checkHeader, type CheckedHeader } from './header.js'
 import { ProviderKeys } from './keyset.js'
 import { decodeJsonSegment, decodeSegment, isCanonical, verifySignature } from './jws.js'
-import { TokenCache, tokenDigest } from './token-cache.js'
+import { normalizeProvider } from './provider.js'
+import { chooseRole } from './role-choice.js'
+import { TokenCache, tokenDigest, type VerifiedBase } from './token-cache.js'
 import type { ProviderConfig, VerifiedToken, VerifierEvent, VerifierOptions } from './types.js'
 
-export const DEFAULT_ALGORITHMS: readonly Algorithm[] = Object.freeze(['RS256', 'ES256', 'EdDSA'])
-export const DEFAULT_ROLES: readonly string[] = Object.freeze(['authenticated'])
-
-/** Header members that would make us fetch, trust or interpret something the token chooses. */
-const FORBIDDEN_HEADERS = ['jku', 'x5u', 'x5c', 'jwk', 'crit', 'b64'] as const
 const COMPACT_JWS = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+$/
 
 /** Whether `token` has the shape of a compact JWS (three non-empty base64url segments); nothing is decoded. */
@@ -45,99 +42,7 @@ function deepFreeze<T>(value: T): T {
   return value
 }
 
-/** Checks one provider config and fills in defaults; throws ERR_INVALID_CONFIG. */
-export function normalizeProvider(p: ProviderConfig): ProviderConfig {
-  const bad = (why: string) => fail('ERR_INVALID_CONFIG', `provider '${String(p?.name)}': ${why}`)
-  if (!p || typeof p.name !== 'string' || p.name === '') throw fail('ERR_INVALID_CONFIG', 'a provider needs a name')
-  if ((p.jwksUrl === undefined) === (p.jwks === undefined)) throw bad('give exactly one of jwksUrl and jwks')
-  if (p.jwksUrl !== undefined) {
-    let url: URL
-    try {
-      url = new URL(p.jwksUrl)
-    } catch {
-      throw bad('jwksUrl is not a URL')
-    }
-    if (url.protocol !== 'https:' && url.protocol !== 'http:') throw bad('jwksUrl must be http or https')
-  }
-  if (p.jwks !== undefined && !Array.isArray(p.jwks?.keys)) throw bad('jwks must be { keys: [...] }')
-  if (p.issuer !== undefined && typeof p.issuer !== 'string') throw bad('issuer must be a string')
-  const auds = p.audience === undefined ? [] : Array.isArray(p.audience) ? p.audience : [p.audience]
-  if (auds.some((a) => typeof a !== 'string')) throw bad('audience must be a string or strings')
-  const algorithms = p.algorithms ?? [...DEFAULT_ALGORITHMS]
-  if (!Array.isArray(algorithms) || algorithms.length === 0 || !algorithms.every(isAlgorithm)) {
-    throw bad(`algorithms must be a non-empty list of ${ALGORITHMS.join(', ')}`)
-  }
-  const roles = p.roles ?? [...DEFAULT_ROLES]
-  if (!Array.isArray(roles) || !roles.every((r) => typeof r === 'string' && r !== '')) throw bad('roles must be a list of role names')
-  return deepFreeze(structuredClone({ ...p, algorithms, roles }))
-}
-
-/**
- * The JWT claims checks of jose's `jwtVerify` (RFC 7519 4.1), in its order and with its rules, on a
- * payload whose signature has been checked: presence of `iss`/`aud` when the provider names them and of
- * `exp` always, `iss` equal, `aud` (string or array) naming one of the provider's audiences, `iat`,
- * `nbf` and `exp` numbers, `nbf` not after now + leeway, `exp` after now - leeway. Stricter than jose in
- * one way: no number in the payload may be non-finite. Messages name claims, never their values.
- */
-function checkClaims(claims: JWTPayload, provider: ProviderConfig, nowS: number, tolerance: number): void {
-  const issuer = provider.issuer
-  const audience = provider.audience
-  for (const claim of [issuer !== undefined && 'iss', audience !== undefined && 'aud', 'exp']) {
-    if (claim && !Object.hasOwn(claims, claim)) {
-      if (claim === 'iss') throw fail('ERR_JWT_ISSUER_MISMATCH', `the token has no "iss"; provider '${provider.name}' requires one`)
-      if (claim === 'aud') throw fail('ERR_JWT_AUDIENCE_MISMATCH', `the token has no "aud"; provider '${provider.name}' requires one`)
-      throw fail('ERR_JWT_CLAIM_INVALID', `invalid "${claim}" claim: missing required "${claim}" claim`)
-    }
-  }
-  if (issuer !== undefined && claims.iss !== issuer) {
-    throw fail('ERR_JWT_ISSUER_MISMATCH', `"iss" does not match the issuer of provider '${provider.name}'`)
-  }
-  if (audience !== undefined) {
-    const wanted = typeof audience === 'string' ? [audience] : audience
-    const aud = claims.aud
-    const ok = typeof aud === 'string' ? wanted.includes(aud) : Array.isArray(aud) && wanted.some((a) => aud.includes(a))
-    if (!ok) throw fail('ERR_JWT_AUDIENCE_MISMATCH', `"aud" does not match the audience of provider '${provider.name}'`)
-  }
-  for (const claim of ['iat', 'nbf', 'exp'] as const) {
-    if (claims[claim] !== undefined && typeof claims[claim] !== 'number') {
-      throw fail('ERR_JWT_CLAIM_INVALID', `invalid "${claim}" claim: "${claim}" claim must be a number`)
-    }
-    // JSON.parse reads 1e400 as Infinity: an `exp` that never passes (jose accepts it; we do not).
-    if (claims[claim] !== undefined && !Number.isFinite(claims[claim])) {
-      throw fail('ERR_JWT_CLAIM_INVALID', `invalid "${claim}" claim: "${claim}" claim must be a finite number`)
-    }
-  }
-  if (hasNonFinite(claims)) throw fail('ERR_JWT_CLAIM_INVALID', 'a claim holds a number too large to represent (not finite)')
-  if (claims.nbf !== undefined && claims.nbf > nowS + tolerance) {
-    throw fail('ERR_JWT_NOT_YET_VALID', 'token not yet valid ("nbf" is in the future)')
-  }
-  if (claims.exp! <= nowS - tolerance) throw fail('ERR_JWT_EXPIRED', 'token expired ("exp" is in the past)')
-}
-
-/**
- * Whether any number in the payload is not finite. Re-serialized, Infinity becomes `null`, so the
- * policies would see another value than the one signed: refuse rather than change it. Iterative (a
- * signed payload may nest a few thousand levels within the length cap).
- */
-function hasNonFinite(value: unknown): boolean {
-  const stack: unknown[] = [value]
-  while (stack.length > 0) {
-    const v = stack.pop()
-    if (typeof v === 'number') {
-      if (!Number.isFinite(v)) return true
-    } else if (v !== null && typeof v === 'object') {
-      for (const child of Object.values(v)) stack.push(child)
-    }
-  }
-  return false
-}
-
 type Selection = { kind: 'ok'; keys: Jwk[] } | { kind: 'none' | 'alg_mismatch' | 'ambiguous' }
-
-interface CheckedHeader {
-  readonly header: JWSHeaderParameters
-  readonly alg: Algorithm
-}
 
 /**
  * Verifies JWTs against providers, with a remote-JWKS cache and a verified-token cache. Make one and
@@ -159,6 +64,8 @@ export class Verifier {
   /** Decoded protected headers by their exact segment: an issuer's tokens share a handful of headers. */
   readonly #headers = new Map<string, CheckedHeader>()
   readonly #selections = new WeakMap<Jwk[], Map<string, Selection>>()
+  /** The result per verified token and chosen role: the same object every time, so callers may key caches on it. */
+  readonly #withRole = new WeakMap<VerifiedBase, Map<string, VerifiedToken>>()
   #providers: ProviderConfig[] = []
   #keys = new Map<string, { json: string; keys: ProviderKeys }>()
   #keyList: ProviderKeys[] = []
@@ -176,6 +83,9 @@ export class Verifier {
       fetch: options.fetch ?? ((...args: Parameters<typeof fetch>) => fetch(...args)),
       now: this.#now,
       maxAgeMs: this.#maxAgeMs,
+      cacheMinMs: options.jwksCacheMinMs ?? 60_000,
+      cacheMaxMs: options.jwksCacheMaxMs ?? 86_400_000,
+      discoveryMaxAgeMs: options.discoveryMaxAgeMs ?? 3_600_000,
       cooldownMs: options.jwksCooldownMs ?? 30_000,
       timeoutMs: options.jwksTimeoutMs ?? 5_000,
       maxBytes: options.jwksMaxBytes ?? 65_536,
@@ -185,7 +95,7 @@ export class Verifier {
   }
 
   #emit(e: VerifierEvent): void {
-    const name = e.type === 'jwks_fetch' ? `jwks_fetch_${e.ok ? 'ok' : 'fail'}` : e.type
+    const name = e.kind === 'token-cache' ? `cache_${e.result}` : `${e.kind.replace('-', '_')}${'ok' in e ? (e.ok ? '_ok' : '_fail') : ''}`
     this.#counters[name] = (this.#counters[name] ?? 0) + 1
     try {
       this.#onEvent?.(e)
@@ -251,27 +161,33 @@ export class Verifier {
     this.#timer = undefined
   }
 
-  /** Verifies a token; with `role`, the verifying provider must allow that role. */
+  /**
+   * Verifies a token and chooses the role it runs as (role-choice.ts): `role` is the one the client asks
+   * for (the connection string's user). The result's `role` is the one to log in as.
+   */
   async verify(token: string, options: { role?: string } = {}): Promise<VerifiedToken> {
     try {
-      const result = await this.#verify(token)
-      this.#checkRole(result, options.role)
-      this.#emit({ type: 'verify_ok', provider: result.provider.name })
+      const base = await this.#verify(token)
+      const result = this.#roleResult(base, chooseRole(base.claims, base.provider, options.role))
+      this.#emit({ kind: 'verified', provider: result.provider.name })
       return result
     } catch (err) {
       const e = err instanceof PgAuthorizeError ? err : fail('ERR_INTERNAL', 'verification failed unexpectedly', err)
-      this.#emit({ type: 'verify_fail', code: e.code })
+      this.#emit({ kind: 'verify-failed', code: e.code })
       throw e
     }
   }
 
-  #checkRole(result: VerifiedToken, role: string | undefined): void {
-    if (role !== undefined && !result.provider.roles!.includes(role)) {
-      throw fail('ERR_ROLE_NOT_ALLOWED', `provider '${result.provider.name}' may not log in as role '${role}'`)
-    }
+  #roleResult(base: VerifiedBase, role: string): VerifiedToken {
+    let byRole = this.#withRole.get(base)
+    if (!byRole) this.#withRole.set(base, (byRole = new Map()))
+    let result = byRole.get(role)
+    // Roles chosen are among the provider's allowed roles: the map stays small.
+    if (!result) byRole.set(role, (result = Object.freeze({ ...base, role })))
+    return result
   }
 
-  async #verify(token: string): Promise<VerifiedToken> {
+  async #verify(token: string): Promise<VerifiedBase> {
     if (typeof token !== 'string' || token === '') throw fail('ERR_TOKEN_MALFORMED', 'the token is empty or not a string')
     // String length <= UTF-8 byte length, and a non-ASCII token fails the shape check below.
     if (token.length > this.#maxLength) {
@@ -286,10 +202,10 @@ export class Verifier {
       const now = this.#now()
       const hit = this.#cache.get(digest, now)
       if (hit && hit.expiresAt !== undefined && hit.expiresAt + this.#tolerance > now / 1000) {
-        this.#emit({ type: 'cache_hit' })
+        this.#emit({ kind: 'token-cache', result: 'hit' })
         return hit
       }
-      this.#emit({ type: 'cache_miss' })
+      this.#emit({ kind: 'token-cache', result: 'miss' })
     }
     if (!COMPACT_JWS.test(token)) throw fail('ERR_TOKEN_MALFORMED', 'the token is not three base64url segments')
 
@@ -348,7 +264,7 @@ export class Verifier {
           continue
         }
         checkClaims(payload, provider, Math.floor(this.#now() / 1000), this.#tolerance)
-        const result: VerifiedToken = deepFreeze({
+        const result: VerifiedBase = deepFreeze({
           claims: payload,
           header,
           provider,
@@ -371,20 +287,11 @@ export class Verifier {
     return [...this.#keyList].sort((a, b) => rank(a.config) - rank(b.config))
   }
 
-  /** The protected header, checked: refused members, `kid` type, a supported `alg`. */
+  /** The protected header, checked (header.ts), remembered by its exact segment. */
   #header(segment: string): CheckedHeader {
     const cached = this.#headers.get(segment)
     if (cached) return cached
-    const header = decodeJsonSegment(segment) as JWSHeaderParameters | undefined
-    if (!header) throw fail('ERR_TOKEN_MALFORMED', 'the token header is not valid base64url JSON')
-    if (typeof header.alg !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token header has no "alg"')
-    if (header.alg.toLowerCase() === 'none') throw fail('ERR_JWT_HEADER_FORBIDDEN', 'unsigned tokens (alg "none") are refused')
-    for (const name of FORBIDDEN_HEADERS) {
-      if (Object.hasOwn(header, name)) throw fail('ERR_JWT_HEADER_FORBIDDEN', `the header parameter "${name}" is not accepted`)
-    }
-    if (header.kid !== undefined && typeof header.kid !== 'string') throw fail('ERR_TOKEN_MALFORMED', 'the token "kid" is not a string')
-    const alg = header.alg
-    if (!isAlgorithm(alg)) throw fail('ERR_JWT_ALG_NOT_ALLOWED', `algorithm "${alg.slice(0, 20)}" is not supported`)
+    const { header, alg } = checkHeader(segment)
     // Only headers that passed are kept, bounded: a flood of distinct headers just misses.
     if (this.#headers.size >= 64) this.#headers.clear()
     const checked = { header: deepFreeze(header), alg }

@@ -9,12 +9,13 @@ import { test } from 'node:test'
 import { calculateJwkThumbprint, decodeJwt, decodeProtectedHeader } from 'jose'
 import { main } from '../../src/cli/main.js'
 import { runCli } from '../helpers/cli.js'
-import { snapshot, tempDir } from '../verify/helpers.js'
+import { snapshot } from '../verify/helpers.js'
+import { tempDir } from '../helpers/fs.js'
 
 const readJson = async (file: string) => JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>
 
 test('keys generate: RS256 by default, thumbprint kid, 0600 private key, ./keys under the cwd, no overwrite', async (t) => {
-  const cwd = await tempDir(t)
+  const cwd = await tempDir('pga-jwt-', t)
   // In process, to give the command a working directory of its own (the child-process helper runs from the repo).
   const inProcess = async (argv: string[]) => {
     const r = { code: 0, stdout: '', stderr: '' }
@@ -56,7 +57,7 @@ test('keys generate: RS256 by default, thumbprint kid, 0600 private key, ./keys 
 })
 
 test('token sign: claims, defaults and options; the key from a directory or the environment', async (t) => {
-  const dir = await tempDir(t)
+  const dir = await tempDir('pga-jwt-', t)
   assert.equal((await runCli(['keys', 'generate', '--alg', 'ES256', '--dir', dir, '--kid', 'es'])).code, 0)
   const r = await runCli(['token', 'sign', '--key', dir, '--sub', 'user-1', '--claim', 'tenant_id=abc', '--claim', 'n=42',
     '--claim', 'permissions=["read","write"]', '--claims', '{"role":"authenticated","tenant_id":"overridden"}',
@@ -101,7 +102,7 @@ test('token sign: claims, defaults and options; the key from a directory or the 
 })
 
 test('bad input gives a clear message and a non-zero exit, and changes no file', async (t) => {
-  const root = await tempDir(t)
+  const root = await tempDir('pga-jwt-', t)
   const good = path.join(root, 'good')
   assert.equal((await runCli(['keys', 'generate', '--dir', good])).code, 0)
   const publicFile = path.join(good, 'public.jwk.json')

@@ -5,6 +5,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { loadConfig, maskedConfig } from '../../src/config/load.js'
+import { LOG_LEVELS, SETTINGS, type GatewayConfig } from '../../src/config/schema.js'
 import { runCli } from '../helpers/cli.js'
 
 const URL_ = 'postgresql://owner:s3cret@db.example:5432/app'
@@ -97,4 +98,29 @@ test('config print shows each value with its source, masked', async () => {
   const bad = await runCli(['config', 'print', '--port', 'x'], { cwd })
   assert.equal(bad.code, 2)
   assert.match(bad.stderr, /ERR_INVALID_CONFIG.*--port/)
+})
+
+// Compile-time: GatewayConfig is computed from the settings table, so each field's type follows its row
+// (type, default, required). `npm run typecheck` fails when one does not.
+type Equals<A, B> = (<T>() => T extends A ? 1 : 2) extends <T>() => T extends B ? 1 : 2 ? true : false
+const expectType = <T extends true>(ok: T): T => ok
+
+test('GatewayConfig has one field per setting, typed by the table', () => {
+  expectType<Equals<GatewayConfig['databaseUrl'], string>>(true) // required: never undefined once loaded
+  expectType<Equals<GatewayConfig['poolSize'], number>>(true)
+  expectType<Equals<GatewayConfig['metricsPort'], number | undefined>>(true) // no default
+  expectType<Equals<GatewayConfig['tlsCert'], string | undefined>>(true)
+  expectType<Equals<GatewayConfig['pg'], boolean>>(true)
+  expectType<Equals<GatewayConfig['logLevel'], (typeof LOG_LEVELS)[number]>>(true)
+  expectType<Equals<keyof GatewayConfig, (typeof SETTINGS)[number]['key']>>(true)
+  // At run time: what loadConfig returns has exactly the keys of the table.
+  const { config } = loadConfig({ env: { DATABASE_URL: URL_ }, cwd: os.tmpdir() })
+  assert.deepEqual(Object.keys(config).sort(), SETTINGS.map((s) => s.key).sort())
+})
+
+test('a configuration without a database URL is refused, naming where it may come from', () => {
+  assert.throws(() => loadConfig({ env: {}, cwd: os.tmpdir() }), {
+    code: 'ERR_INVALID_CONFIG',
+    message: 'invalid configuration: databaseUrl is required (--database-url, PG_AUTHORIZE_DATABASE_URL or DATABASE_URL)',
+  })
 })

@@ -2,7 +2,8 @@
  * A real headless Chromium (Debian's `chromium`, driven by playwright-core) uses the console end to end:
  * logs in, adds a provider pointing at a local JWKS and sees its keys, runs the set-up, inspects demo user
  * A's token (verified) and a tampered one (the reason it fails), runs `select * from users` as A and as B
- * side by side, and shows that a cross-site form POST from another origin is refused. Screenshots of each
+ * side by side, and shows that a cross-site form POST from another origin is refused. Then every page
+ * shows hostile values from the database as text, and at 420 px wide every page fits. Screenshots of each
  * page go to test-artifacts/console/.
  */
 import { test, before, after } from 'node:test'
@@ -13,7 +14,8 @@ import type { AddressInfo } from 'node:net'
 import path from 'node:path'
 import { chromium, type Browser, type Page } from 'playwright-core'
 import { DEMO_USERS } from '../../src/dev/demo.js'
-import { listProviders, withOwner } from '../../src/database/providers.js'
+import { addProvider, listProviders, withOwner } from '../../src/database/providers.js'
+import { generateSigningKey } from '../../src/keys/generate.js'
 import { startConsoleHarness, ADMIN_TOKEN, type ConsoleHarness } from './harness.js'
 import { CHROMIUM, needs } from '../helpers/requires.js'
 
@@ -168,5 +170,117 @@ test('a cross-site form POST from another origin is refused by the console', { s
     assert.deepEqual(await withOwner(h.db.url, (c) => listProviders(c)), before, 'no provider was added')
   } finally {
     await new Promise<void>((resolve) => evil.close(() => resolve()))
+  }
+})
+
+/** Logs the page in, unless it already is (each test can run after a failed one). */
+async function ensureLoggedIn() {
+  const res = await page.goto(`${h.base}/providers`)
+  if (res!.status() !== 401) return
+  await page.fill('#token', ADMIN_TOKEN)
+  await Promise.all([page.waitForURL(`${h.base}/providers`), page.click('button[type=submit]')])
+}
+
+/** Markup, if a page ever parsed a value as HTML; its onerror would not run anyway (the CSP), so look for the element. */
+const HOSTILE = '<img src=x onerror=alert(1)>'
+
+test('every page shows hostile values from the database as text, never as markup', { skip }, async () => {
+  const key = await generateSigningKey({ alg: 'ES256' })
+  await withOwner(h.db.url, async (c) => {
+    await addProvider(c, { name: 'hostile', issuer: HOSTILE, audience: [HOSTILE], jwks: { keys: [{ ...key.publicJwk, kid: HOSTILE }] } })
+    await c.query(`create table public."${HOSTILE}" (id int)`)
+    await c.query(`alter table public."${HOSTILE}" enable row level security`)
+    await c.query(`create policy "${HOSTILE}" on public."${HOSTILE}" for select to authenticated using (id = 1)`)
+  })
+  try {
+    await ensureLoggedIn()
+    const showsAsText = async (where: string, what: string) => {
+      const box = page.locator(where)
+      assert.equal(await box.locator('img').count(), 0, `${what}: no element made from the value`)
+      assert.ok((await box.innerText()).includes(HOSTILE), `${what}: the value is shown, as text`)
+    }
+    await page.locator('#providers-table').waitFor()
+    await showsAsText('#providers', 'providers (issuer, audience, kid)')
+
+    await page.goto(`${h.base}/roles`)
+    await page.locator('table[data-schema="public"]').waitFor()
+    await showsAsText('#grants', 'roles (table name)')
+
+    await page.goto(`${h.base}/policies`)
+    await page.locator('table.matrix').first().waitFor()
+    await showsAsText('#policies', 'policies (table and policy names)')
+
+    // A token that does not verify: its header and claims are still shown.
+    const part = (v: unknown) => Buffer.from(JSON.stringify(v)).toString('base64url')
+    await page.goto(`${h.base}/inspect`)
+    await page.fill('#inspect-token', `${part({ alg: 'ES256', kid: HOSTILE })}.${part({ sub: HOSTILE })}.${part('sig')}`)
+    await page.click('#inspect-form button[type=submit]')
+    await page.locator('[data-testid=verdict]').waitFor()
+    await showsAsText('#inspect-result', 'inspector (header and claims)')
+
+    await page.goto(`${h.base}/playground`)
+    await page.fill('#sql', `select '${HOSTILE}' as "${HOSTILE}"`)
+    await page.check('input[name=kind-a][value=claims]')
+    await page.fill('#claims-a', JSON.stringify({ sub: HOSTILE }))
+    await page.click('#run')
+    await page.locator('#play-results article[data-side=a] table.rows').waitFor()
+    await showsAsText('#play-results', 'playground (column, cell and subject)')
+  } finally {
+    await withOwner(h.db.url, async (c) => {
+      await c.query(`delete from pgauthorize.providers where name = 'hostile'`)
+      await c.query(`drop table public."${HOSTILE}"`)
+    })
+  }
+})
+
+test('at 420 px wide every page fits; the JWKS URL wraps readably; removing a provider clears the "Added" note', { skip }, async () => {
+  await ensureLoggedIn()
+  await page.setViewportSize({ width: 420, height: 900 })
+  try {
+    const fits = async (what: string) => {
+      const { scroll, width } = await page.evaluate(() => ({ scroll: document.documentElement.scrollWidth, width: window.innerWidth }))
+      assert.ok(scroll <= width, `${what}: the page is ${scroll} px wide in a ${width} px window`)
+    }
+    // A provider added through the form, so that the page shows its "Added" note.
+    await page.fill('#jwksUrl', `${h.jwks.url}?${'long-query-string'.repeat(4)}`)
+    await page.fill('#provider-name', 'narrow')
+    await page.click('#add-provider button[type=submit]')
+    await page.locator('#add-result td.kid').waitFor()
+    const row = page.locator('#providers-table tr', { hasText: 'narrow' })
+    await row.waitFor()
+    const url = await row.locator('.url').boundingBox()
+    assert.ok(url && url.width >= 200, `the URL is ${url?.width} px wide: it wraps at line ends, not after each character`)
+    await fits('providers')
+    await shot('providers-420')
+
+    page.once('dialog', (d) => void d.accept())
+    await row.locator('button', { hasText: 'Remove' }).click()
+    await row.waitFor({ state: 'detached' })
+    assert.equal(await page.locator('#add-result').innerText(), '', 'the note about the removed provider is gone')
+
+    await page.goto(`${h.base}/roles`)
+    await page.locator('#connection pre').first().waitFor()
+    await fits('roles')
+    await shot('roles-420')
+
+    await page.goto(`${h.base}/inspect`)
+    await page.fill('#inspect-token', h.tokens.alice)
+    await page.click('#inspect-form button[type=submit]')
+    await page.locator('#claims-json').waitFor()
+    await fits('inspect')
+
+    await page.goto(`${h.base}/playground`)
+    await page.fill('#sql', 'select * from users')
+    await page.fill('#token-a', h.tokens.alice)
+    await page.click('#run')
+    await page.locator('#play-results table.rows').waitFor()
+    await fits('playground')
+    await shot('playground-420')
+
+    await page.goto(`${h.base}/policies`)
+    await page.locator('table.matrix').first().waitFor()
+    await fits('policies')
+  } finally {
+    await page.setViewportSize({ width: 1360, height: 900 })
   }
 })

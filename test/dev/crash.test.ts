@@ -15,7 +15,7 @@ import pg from 'pg'
 import { freePort, startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/database/embedded.js'
 import { processAlive } from '../../src/database/postmaster-lock.js'
 import { runCli, startCli } from '../helpers/cli.js'
-import { tempDir } from '../e2e/harness.js'
+import { tempDir } from '../helpers/fs.js'
 
 const linux = process.platform === 'linux'
 const skip = linux ? false : 'needs /proc (Linux) to find the processes'

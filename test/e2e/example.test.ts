@@ -24,7 +24,8 @@ import {
   addTodo, completeTodo, createDb, listTenants, listTodos, listUsers, renameMe, useGateway,
 } from '../../examples/custom-jwt/src/queries.js'
 import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
-import { eventually, tempDir } from './harness.js'
+import { eventually } from '../helpers/wait.js'
+import { tempDir } from '../helpers/fs.js'
 
 const { alice, bob } = DEMO
 let db: TestDatabase

@@ -15,7 +15,8 @@ import { fileURLToPath } from 'node:url'
 import pg from 'pg'
 import { freePort } from '../../src/database/embedded.js'
 import { startCli } from '../helpers/cli.js'
-import { alice, tempDir } from './harness.js'
+import { alice } from './harness.js'
+import { tempDir } from '../helpers/fs.js'
 
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..')
 let dir: string | undefined

@@ -6,8 +6,7 @@
  *
  * @module
  */
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless'
 import pg from 'pg'
@@ -17,6 +16,7 @@ import { freePort } from '../../src/database/embedded.js'
 import { loadKeyDir } from '../../src/keys/keydir.js'
 import type { Jwk } from '../../src/keys/public.js'
 import { signToken, type SignOptions } from '../../src/tokens/sign.js'
+import { tempDir } from '../helpers/fs.js'
 
 export const [alice, bob] = DEMO_USERS as [DemoUser, DemoUser]
 
@@ -35,12 +35,6 @@ export interface E2E {
   close(): Promise<void>
 }
 
-/** A temporary folder the embedded Postgres can use (initdb runs as `postgres` when we are root). */
-export async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix))
-  await chmod(dir, 0o755)
-  return dir
-}
 
 export async function startE2E(): Promise<E2E> {
   const dir = await tempDir('pga-e2e-')
@@ -98,11 +92,3 @@ export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (it
   return out
 }
 
-/** Polls `check` until it returns true, at most `tries` times, `ms` apart. */
-export async function eventually(check: () => Promise<boolean>, tries = 100, ms = 50): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await check().catch(() => false)) return true
-    await new Promise((r) => setTimeout(r, ms))
-  }
-  return false
-}

@@ -13,7 +13,8 @@ import pg from 'pg'
 import { generateSigningKey } from '../../src/keys/generate.js'
 import { addProvider, removeProvider } from '../../src/database/providers.js'
 import { signToken } from '../../src/tokens/sign.js'
-import { alice, bob, eventually, rejection, startE2E, type E2E } from './harness.js'
+import { alice, bob, rejection, startE2E, type E2E } from './harness.js'
+import { eventually } from '../helpers/wait.js'
 
 const users = pgTable('users', { id: uuid('id').primaryKey(), tenantId: uuid('tenant_id').notNull(), name: text('name').notNull() })
 const tenants = pgTable('tenants', { id: uuid('id').primaryKey(), name: text('name').notNull() })

@@ -25,8 +25,8 @@ after(() => s?.close())
 
 const INSERT = 'insert into security_audit default values returning id'
 const lastFailure = (from: number) => {
-  const e = s.verifierEvents.slice(from).filter((x) => x.type === 'verify_fail').at(-1)
-  return e && e.type === 'verify_fail' ? e.code : undefined
+  const e = s.verifierEvents.slice(from).filter((x) => x.kind === 'verify-failed').at(-1)
+  return e && e.kind === 'verify-failed' ? e.code : undefined
 }
 
 test('the corpus has at least 40 distinct attack tokens', () => {

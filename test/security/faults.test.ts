@@ -14,7 +14,8 @@ import { signToken } from '../../src/tokens/sign.js'
 import { freePort } from '../../src/database/embedded.js'
 import { withOwner } from '../../src/database/providers.js'
 import { startCli } from '../helpers/cli.js'
-import { alice, childGateway, startPostgres, startStack, tempDir, TRANSPORTS, until, type Outcome, type Transport } from './stack.js'
+import { alice, childGateway, startPostgres, startStack, TRANSPORTS, until, type Outcome, type Transport } from './stack.js'
+import { tempDir } from '../helpers/fs.js'
 
 const cleanups: Array<() => Promise<unknown>> = []
 after(async () => {
@@ -58,8 +59,8 @@ test('JWKS down: cached keys keep working, an unknown kid gets a clear error, an
     const out = await settle(s.run(t, await sign(), 'select 1 as one'))
     assert.equal(out.ok, false, t)
     assert.equal(out.code, t === 'http' ? '28000' : '28P01', `${t}: ${JSON.stringify(out)}`)
-    const failed = s.verifierEvents.slice(mark).find((e) => e.type === 'verify_fail')
-    assert.ok(failed && failed.type === 'verify_fail' && ['ERR_JWKS_FETCH_FAILED', 'ERR_JWKS_NO_MATCHING_KEY'].includes(failed.code), JSON.stringify(failed))
+    const failed = s.verifierEvents.slice(mark).find((e) => e.kind === 'verify-failed')
+    assert.ok(failed && failed.kind === 'verify-failed' && ['ERR_JWKS_FETCH_FAILED', 'ERR_JWKS_NO_MATCHING_KEY'].includes(failed.code), JSON.stringify(failed))
   }
   // The endpoint comes back: the new key is fetched and works on every transport.
   jwks = await serveJwks({ dir: keys.dir, port })

@@ -11,8 +11,7 @@
  */
 import type { GatewayEvent } from '../../src/observability/events.js'
 import { spawn } from 'node:child_process'
-import { chmod, mkdtemp, rm } from 'node:fs/promises'
-import os from 'node:os'
+import { rm } from 'node:fs/promises'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
 import { Client as NeonClient, neonConfig } from '@neondatabase/serverless'
@@ -25,26 +24,11 @@ import { loadDemo, DEMO_USERS, type DemoUser } from '../../src/dev/demo.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway.js'
 import { generateSigningKey, type SigningKey } from '../../src/keys/generate.js'
 import { signToken } from '../../src/tokens/sign.js'
-import type { VerifierEvent } from '../../src/verify/types.js'
-import { Verifier } from '../../src/verify/verifier.js'
+import { tempDir } from '../helpers/fs.js'
 
-/**
- * Every verification's outcome in this process, recorded by wrapping `Verifier.prototype.verify` (test-only
- * instrumentation, independent of the gateway's observability wiring): how a test reads the error code a
- * transport does not show.
- */
-const verifications: VerifierEvent[] = []
-const originalVerify = Verifier.prototype.verify
-Verifier.prototype.verify = async function (this: Verifier, ...args: Parameters<Verifier['verify']>) {
-  try {
-    const r = await originalVerify.apply(this, args)
-    verifications.push({ type: 'verify_ok', provider: r.provider.name })
-    return r
-  } catch (err) {
-    verifications.push({ type: 'verify_fail', code: (err as { code: VerifierEvent & { type: 'verify_fail' } extends { code: infer C } ? C : never }).code })
-    throw err
-  }
-}
+
+/** One verification the gateway reported. */
+export type Verification = Extract<GatewayEvent, { kind: 'verified' | 'verify-failed' }>
 
 export const [alice, bob] = DEMO_USERS as [DemoUser, DemoUser]
 export const ISSUER = 'https://issuer.pga-security.test'
@@ -87,7 +71,8 @@ export interface Stack {
   gateway: Gateway
   keys: { rs: SigningKey; es: SigningKey; ed: SigningKey }
   /** Outcomes of every verification (verify_fail carries the error code). */
-  verifierEvents: VerifierEvent[]
+  /** The gateway's verification outcomes (`verified`, `verify-failed`: the code a transport may not show). */
+  verifierEvents: Verification[]
   gatewayEvents: GatewayEvent[]
   /** `connection authorized` log lines of the restricted roles, counted since start. */
   restrictedLogins(): number
@@ -117,11 +102,6 @@ export interface Session {
   close(): Promise<void>
 }
 
-export async function tempDir(prefix: string): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), prefix))
-  await chmod(dir, 0o755)
-  return dir
-}
 
 /** Creates the schema the tests need, as the owner; idempotent. */
 export const EXTRA_SCHEMA = `
@@ -208,7 +188,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     owner.on('error', () => {})
     await owner.connect()
     closers.push(() => owner.end())
-    const verifierEvents = verifications
+    const verifierEvents: Verification[] = []
     const gatewayEvents: Stack['gatewayEvents'] = []
     const gateway = await startGateway({
       databaseUrl: options.asOwner ? ownerUrl : await gatewayUrl(ownerUrl),
@@ -216,7 +196,10 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
       pgPort: 0,
       poolSize: options.poolSize ?? 4,
       poolTimeoutMs: options.poolTimeoutMs ?? 5000,
-      onEvent: (e) => gatewayEvents.push(e),
+      onEvent: (e) => {
+        gatewayEvents.push(e)
+        if (e.kind === 'verified' || e.kind === 'verify-failed') verifierEvents.push(e)
+      },
       ...(options.now ? { databases: { verifier: { now: options.now } } } : {}),
       ...options.gateway,
     })

@@ -1,16 +1,10 @@
 /** Shared helpers for the JWT tests: temp dirs, file snapshots, hand-made JWS and error assertions. */
 import assert from 'node:assert/strict'
 import { createPrivateKey, sign as nodeSign } from 'node:crypto'
-import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises'
-import os from 'node:os'
+import { readdir, readFile, stat } from 'node:fs/promises'
 import path from 'node:path'
 import { isPgAuthorizeError, type ErrorCode } from '../../src/errors.js'
 
-export async function tempDir(t: { after(fn: () => unknown): void }): Promise<string> {
-  const dir = await mkdtemp(path.join(os.tmpdir(), 'pga-jwt-'))
-  t.after(() => rm(dir, { recursive: true, force: true }))
-  return dir
-}
 
 /** Bytes and mtime of every file under `dir`, to prove a failed command changed nothing. */
 export async function snapshot(dir: string): Promise<Record<string, string>> {

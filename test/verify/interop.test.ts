@@ -13,11 +13,11 @@ import { createRemoteJWKSet, decodeProtectedHeader, importJWK, jwtVerify, SignJW
 import { PRIVATE_MEMBERS } from '../../src/keys/index.js'
 import { Verifier } from '../../src/verify/index.js'
 import { runCli, startCli } from '../helpers/cli.js'
-import { tempDir } from './helpers.js'
+import { tempDir } from '../helpers/fs.js'
 
 for (const alg of ['RS256', 'ES256', 'EdDSA'] as const) {
   test(`interop both ways with ${alg} through jwks serve`, async (t) => {
-    const dir = await tempDir(t)
+    const dir = await tempDir('pga-jwt-', t)
     const gen = await runCli(['keys', 'generate', '--alg', alg, '--dir', dir])
     assert.equal(gen.code, 0, gen.stderr)
     const server = await startCli(['jwks', 'serve', '--dir', dir, '--port', '0'], /JWKS: (http:\/\/\S+)/)

@@ -96,7 +96,7 @@ test('during an outage the cached keys keep working', async (t) => {
   await v.refresh().catch(() => {})
   await v.verify(token)
   assert.ok(srv.count() >= 2)
-  assert.ok(events.some((e) => e.type === 'jwks_fetch' && !e.ok))
+  assert.ok(events.some((e) => e.kind === 'jwks-fetch' && !e.ok))
   await rejectsWith(v.refresh(), 'ERR_JWKS_FETCH_FAILED')
   await srv.close() // now connection refused
   clock.now += 700_000
@@ -117,7 +117,7 @@ test('stale keys are served at once and refreshed in the background', async (t) 
   clock.now += 600_000
   await v.verify(await sign(k1)) // still served from the stale set; refresh started
   // The refresh was started by that call (the 60 s background timer is not due); wait for it, bounded.
-  for (let i = 0; i < 500 && events.filter((e) => e.type === 'jwks_fetch').length < 2; i++) {
+  for (let i = 0; i < 500 && events.filter((e) => e.kind === 'jwks-fetch').length < 2; i++) {
     await new Promise((r) => setTimeout(r, 10))
   }
   assert.equal(srv.count(), 2)

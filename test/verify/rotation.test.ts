@@ -9,10 +9,11 @@ import { test } from 'node:test'
 import { createRemoteJWKSet, jwtVerify } from 'jose'
 import { Verifier } from '../../src/verify/index.js'
 import { runCli, startCli } from '../helpers/cli.js'
-import { rejectsWith, tempDir } from './helpers.js'
+import { rejectsWith } from './helpers.js'
+import { tempDir } from '../helpers/fs.js'
 
 test('rotate and retire against a running jwks serve', async (t) => {
-  const dir = await tempDir(t)
+  const dir = await tempDir('pga-jwt-', t)
   assert.equal((await runCli(['keys', 'generate', '--dir', dir])).code, 0)
   const oldKid = JSON.parse(await readFile(path.join(dir, 'public.jwk.json'), 'utf8')).kid as string
   const server = await startCli(['jwks', 'serve', '--dir', dir, '--port', '0', '--max-age', '0'], /JWKS: (http:\/\/\S+)/)
@@ -30,7 +31,7 @@ test('rotate and retire against a running jwks serve', async (t) => {
   const verifier = new Verifier({
     providers: [{ name: 'app', jwksUrl: url }],
     jwksCooldownMs: 0, // real clock here; no cooldown so the unknown kid refetches at once
-    onEvent: (e) => { if (e.type === 'jwks_fetch' && e.ok) fetches++ },
+    onEvent: (e) => { if (e.kind === 'jwks-fetch' && e.ok) fetches++ },
   })
   t.after(() => verifier.close())
   await verifier.verify(oldToken)

@@ -1,43 +1,23 @@
 /**
- * pg-authorize as --database-url OWNER_URL (--claims JSON | --token JWT | --anonymous) [--role R]
- *                  (-c SQL | -f FILE | interactive on stdin) [--commit] [--json]
+ * `pg-authorize as`: runs SQL and shows exactly what a gateway request with those claims would see: it
+ * logs in as the restricted role itself and installs the claims through the gateway's own sealed
+ * mechanism. Needs no gateway and no signing keys. Each script runs in a transaction that is rolled back
+ * unless --commit. Its options are in the definition below (and in docs/cli.md).
  *
- * Runs SQL and shows exactly what a gateway request with those claims would see: it logs in as the
- * restricted role itself and installs the claims through the gateway's own sealed mechanism. Needs no
- * gateway and no signing keys. Each script runs in a transaction that is rolled back unless --commit.
+ * @module
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
 import { createInterface } from 'node:readline'
-import type { CliIO, Command } from '../command.js'
+import type { CliIO } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { DATABASE_OPTIONS, databaseUrl, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl } from '../options.js'
+import { defineCommand } from '../define.js'
 import { openDatabaseContext } from '../../database/context.js'
 import type { Claims } from '../../database/session.js'
 import { claimsFromToken, parseClaimsOption } from '../../testing/identity.js'
 import { openAsSession, statementsFromLines, type ScriptResult } from '../../testing/run-as.js'
 import { alignedTable, cellText } from '../../testing/format.js'
-
-const HELP = `Usage: pg-authorize as --database-url OWNER_URL (--claims JSON | --token JWT | --anonymous)
-                       [--role authenticated] [-c SQL | -f FILE] [--commit] [--json]
-
-Runs SQL as a restricted role with the given claims, exactly as a gateway request would: logged in as
-the role itself, the claims sealed and installed by the gateway's own mechanism, RLS applied.
-Without -c or -f, reads statements from stdin, one per line ending in ';' (each in its own transaction).
-
-Options:
-  --database-url URL  owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file);
-                      used only to read the role's
-                      credentials, the sealing key and the providers; your SQL never runs on it
-  --claims JSON       the claims, e.g. '{"sub":"u1","tenant_id":"t1"}'; null for no identity
-  --token JWT         a real token: verified against the database's providers, then its claims are used
-  --anonymous         the anonymous role with no identity (a request without a token)
-  --role NAME         the restricted role to log in as (default authenticated)
-  --config FILE       configuration file (default ./pg-authorize.config.json if present)
-  -c, --command SQL   the SQL to run (several statements run in one transaction)
-  -f, --file FILE     read the SQL from a file
-  --commit            commit instead of rolling back (writes are kept)
-  --json              print results as JSON`
 
 function printScript(io: CliIO, r: ScriptResult, commit: boolean): void {
   for (const s of r.results) {
@@ -62,27 +42,29 @@ function printScript(io: CliIO, r: ScriptResult, commit: boolean): void {
   )
 }
 
-export const asCommand: Command = {
+export const asCommand = defineCommand({
   name: 'as',
   summary: 'run SQL as any claims, exactly as a gateway request would (rolled back by default)',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, {
-      ...DATABASE_OPTIONS,
-      claims: { type: 'string' },
-      token: { type: 'string' },
-      anonymous: { type: 'boolean' },
-      role: { type: 'string' },
-      command: { type: 'string', short: 'c' },
-      file: { type: 'string', short: 'f' },
-      commit: { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    })
-    if (values.help) {
-      io.stdout(HELP)
-      return 0
-    }
+  usage: '--database-url OWNER_URL (--claims JSON | --token JWT | --anonymous) [-c SQL | -f FILE] [options]',
+  description: `Runs SQL as a restricted role with the given claims, exactly as a gateway request would: logged in as
+the role itself, the claims sealed and installed by the gateway's own mechanism, RLS applied.
+Without -c or -f, reads statements from stdin, one per line ending in ';' (each in its own transaction).`,
+  options: {
+    ...DATABASE_OPTIONS,
+    'database-url': {
+      ...DATABASE_OPTIONS['database-url'],
+      help: `${DATABASE_OPTIONS['database-url'].help};\nused only to read the role's credentials, the sealing key and the providers;\nyour SQL never runs on it`,
+    },
+    claims: { type: 'string', value: 'JSON', help: `the claims, e.g. '{"sub":"u1","tenant_id":"t1"}'; null for no identity` },
+    token: { type: 'string', value: 'JWT', help: "a real token: verified against the database's providers, then its claims are used" },
+    anonymous: { type: 'boolean', help: 'the anonymous role with no identity (a request without a token)' },
+    role: { type: 'string', value: 'NAME', help: 'the restricted role to log in as (default authenticated)' },
+    command: { type: 'string', short: 'c', value: 'SQL', help: 'the SQL to run (several statements run in one transaction)' },
+    file: { type: 'string', short: 'f', value: 'FILE', help: 'read the SQL from a file' },
+    commit: { type: 'boolean', help: 'commit instead of rolling back (writes are kept)' },
+    json: { type: 'boolean', help: 'print results as JSON' },
+  },
+  async run({ values }, io) {
     const given = [values.claims !== undefined, values.token !== undefined, values.anonymous === true].filter(Boolean).length
     if (given !== 1) {
       throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', 'give exactly one of --claims JSON, --token JWT or --anonymous')
@@ -134,4 +116,4 @@ export const asCommand: Command = {
     if (values.json) io.stdout(JSON.stringify(all, null, 2))
     return failed ? 1 : 0
   },
-}
+})

@@ -1,38 +1,21 @@
 /**
- * pg-authorize config print [--config FILE] [--json] [any serve flag]
- * pg-authorize config reference
+ * `pg-authorize config print | reference`: the effective configuration, each value with where it came
+ * from, secrets masked; or the reference table of every setting.
  *
- * Shows the effective configuration, each value with where it came from, secrets masked; or the
- * reference table of every setting.
+ * @module
  */
-import type { Command } from '../command.js'
-import { PgAuthorizeError } from '../../errors.js'
-import { parse } from '../options.js'
-import { flagValues, loadConfig, maskedConfig, referenceTable, settingFlags } from '../../config/load.js'
+import { CONFIG_OPTION, settingOptions } from '../options.js'
+import { defineCommand, defineGroup } from '../define.js'
+import { flagValues, loadConfig, maskedConfig, referenceTable } from '../../config/load.js'
 
-const HELP = `Usage:
-  pg-authorize config print [--config FILE] [--json] [any serve flag]
-  pg-authorize config reference
-
-print: the effective configuration of serve, each value with where it came from (flag, env, file,
-  default), secrets masked. Takes every flag serve takes, so you can check a command line before running it.
-reference: every setting with its flag, environment variable, file key, default and meaning (Markdown).`
-
-export const configCommand: Command = {
-  name: 'config',
-  summary: 'print the effective gateway configuration (secrets masked), or the reference of every setting',
-  help: HELP,
-  subcommands: ['print', 'reference'],
-  async run(argv, io) {
-    const [sub, ...rest] = argv
-    if (sub === 'reference') {
-      io.stdout(referenceTable())
-      return 0
-    }
-    if (sub !== 'print') {
-      throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', sub === undefined ? 'config needs print or reference' : `unknown config command '${sub}'`, { hint: 'pg-authorize config --help' })
-    }
-    const { values } = parse(rest, { ...settingFlags(), config: { type: 'string' }, json: { type: 'boolean' } })
+const print = defineCommand({
+  name: 'config print',
+  summary: "print serve's effective configuration, each value with its source, secrets masked",
+  usage: '[--config FILE] [--json] [any serve flag]',
+  description: `The effective configuration of serve, each value with where it came from (flag, env, file, default),
+secrets masked. Takes every flag serve takes, so you can check a command line before running it.`,
+  options: { ...settingOptions(), config: CONFIG_OPTION, json: { type: 'boolean', help: 'print JSON: the file, the values and their sources' } },
+  async run({ values }, io) {
     const loaded = loadConfig({
       flags: flagValues(values),
       env: io.env,
@@ -51,4 +34,21 @@ export const configCommand: Command = {
     }
     return 0
   },
-}
+})
+
+const reference = defineCommand({
+  name: 'config reference',
+  summary: 'every setting with its flag, environment variable, file key, default and meaning (Markdown)',
+  usage: '',
+  options: {},
+  async run(_args, io) {
+    io.stdout(referenceTable())
+    return 0
+  },
+})
+
+export const configCommand = defineGroup({
+  name: 'config',
+  summary: 'print the effective gateway configuration (secrets masked), or the reference of every setting',
+  subcommands: [print, reference],
+})

@@ -1,56 +1,37 @@
 /**
- * pg-authorize dev [--dir .pg-authorize] [--port 4444] [--pg-port 5433] [--jwks-port 8787]
- *                  [--postgres-port 55432] [--database neondb] [--no-demo] [--allow-anonymous]
+ * `pg-authorize dev`: the whole stack locally, offline, in one command (also `npm start`). Ctrl-C stops
+ * everything; a second run reuses the data. A second `dev` on the same folder is refused
+ * (ERR_ALREADY_RUNNING, exit 1).
  *
- * The whole stack locally, offline, in one command (also `npm start`). Ctrl-C stops everything; a second
- * run reuses the data. A second `dev` on the same folder is refused (ERR_ALREADY_RUNNING, exit 1).
+ * @module
  */
-import type { Command } from '../command.js'
-import { int, listenFailure, parse } from '../options.js'
+import { int, listenFailure, settingOption } from '../options.js'
+import { defineCommand } from '../define.js'
 import { runUntilSignal } from '../signals.js'
 import { startDev } from '../../dev/dev.js'
 
-const HELP = `Usage: pg-authorize dev [options]
-
-Runs the whole journey locally: an embedded Postgres, signing keys and their JWKS, setup, the guide's
-demo (two tenants, two users, crudPolicy policies) and the gateway, then prints tokens and snippets.
-One dev per state folder: a second is refused. If dev dies, even by SIGKILL, its Postgres stops with
-it; an orphaned Postgres or a stale postmaster.pid left in the folder is cleared on the next start.
-
-Options:
-  --dir DIR             state folder (default .pg-authorize)
-  --port PORT           gateway HTTP port (default 4444)
-  --pg-port PORT        gateway wire port (default 5433)
-  --jwks-port PORT      JWKS server port (default 8787)
-  --postgres-port PORT  embedded Postgres port (default 55432)
-  --database NAME       database to create and serve (default neondb)
-  --no-demo             do not load the demo schema
-  --allow-anonymous     run requests without a token as anonymous
-  --no-console          do not serve the web console (on by default in dev)`
-
 const shellQuote = (s: string) => `'${s.replace(/'/g, `'\\''`)}'`
 
-export const devCommand: Command = {
+export const devCommand = defineCommand({
   name: 'dev',
   summary: 'run everything locally on an embedded Postgres, with the guide\'s demo',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, {
-      dir: { type: 'string' },
-      port: { type: 'string' },
-      'pg-port': { type: 'string' },
-      'jwks-port': { type: 'string' },
-      'postgres-port': { type: 'string' },
-      database: { type: 'string' },
-      'no-demo': { type: 'boolean' },
-      'allow-anonymous': { type: 'boolean' },
-      'no-console': { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    })
-    if (values.help) {
-      io.stdout(HELP)
-      return 0
-    }
+  description: `Runs the whole journey locally: an embedded Postgres, signing keys and their JWKS, setup, the guide's
+demo (two tenants, two users, crudPolicy policies) and the gateway, then prints tokens and snippets.
+One dev per state folder: a second is refused. If dev dies, even by SIGKILL, its Postgres stops with
+it; an orphaned Postgres or a stale postmaster.pid left in the folder is cleared on the next start.`,
+  options: {
+    dir: { type: 'string', value: 'DIR', help: 'state folder (default .pg-authorize)' },
+    // The gateway's own settings, as serve takes them (src/config/schema.ts).
+    port: settingOption('port'),
+    'pg-port': settingOption('pgPort'),
+    'jwks-port': { type: 'string', value: 'PORT', help: 'JWKS server port (default 8787)' },
+    'postgres-port': { type: 'string', value: 'PORT', help: 'embedded Postgres port (default 55432)' },
+    database: { type: 'string', value: 'NAME', help: 'database to create and serve (default neondb)' },
+    'no-demo': { type: 'boolean', help: 'do not load the demo schema' },
+    'allow-anonymous': settingOption('allowAnonymous'),
+    'no-console': { type: 'boolean', help: 'do not serve the web console (on by default in dev)' },
+  },
+  async run({ values }, io) {
     const started = Date.now()
     const ports = {
       '--port': int(values.port, '--port', 4444, 0, 65535),
@@ -111,4 +92,4 @@ export const devCommand: Command = {
     }
     return stopped
   },
-}
+})

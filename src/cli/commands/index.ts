@@ -1,4 +1,5 @@
-/** Every CLI command, in the order `pg-authorize --help` lists them. One line per command file. */
+/** Every CLI command, in the order `pg-authorize --help` lists them. One line per command file; each is one
+ * definition (define.ts), and help, parsing, the help walk test and docs/cli.md all follow from this list. */
 import type { Command } from '../command.js'
 import { keys } from './keys.js'
 import { token } from './token.js'

@@ -1,54 +1,40 @@
 /**
- * pg-authorize lint --database-url OWNER_URL [--format text|json|sarif] [--fail-on warn|error] [--sample-claims FILE]
+ * `pg-authorize lint`: reports RLS and grant mistakes, each with its fix; exits 1 when a finding reaches
+ * --fail-on (for CI).
  *
- * Reports RLS and grant mistakes, each with its fix; exits 1 when a finding reaches --fail-on (for CI).
+ * @module
  */
 import { readFile } from 'node:fs/promises'
 import { createRequire } from 'node:module'
 import path from 'node:path'
-import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { DATABASE_OPTIONS, databaseUrl, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl } from '../options.js'
+import { defineCommand } from '../define.js'
 import { LINT_RULES, formatLint, lintFails, lintPolicies, type FailOn } from '../../testing/lint.js'
 import { toSarif } from '../../testing/lint-sarif.js'
 
-const HELP = `Usage: pg-authorize lint [--database-url OWNER_URL] [--config FILE] [--format text|json|sarif] [--fail-on warn|error]
-
-Checks the tables, views, policies, sequences, indexes and functions the restricted roles can reach, and
-prints each finding with its fix. Exits with status 1 when there is an error (with --fail-on warn: an
-error or a warning); info findings never fail it.
-
-Options:
-  --database-url URL     owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL,
-                         or databaseUrl in the configuration file)
-  --config FILE          the configuration file (default ./pg-authorize.config.json)
-  --format F             text (default), json or sarif (SARIF 2.1.0, for code-scanning UIs)
-  --json                 the same as --format json
-  --fail-on L            error (default) or warn
-  --sample-claims FILE   JSON: the claims of a sample token (an object), or several (an array);
-                         policies reading a claim none of them carries are reported (unknown_claim)
-
-Suppress a finding where the choice is made: COMMENT ON POLICY|TABLE|VIEW|FUNCTION ... IS
-'pg-authorize:ignore RULE <why>'. Rules: ${LINT_RULES.join(', ')}.
-See docs/testing-policies.md.`
-
-export const lintCommand: Command = {
+export const lintCommand = defineCommand({
   name: 'lint',
   summary: 'check RLS policies and grants for mistakes, each with its fix (non-zero exit on errors)',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, {
-      ...DATABASE_OPTIONS,
-      format: { type: 'string' },
-      json: { type: 'boolean' },
-      'fail-on': { type: 'string' },
-      'sample-claims': { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    })
-    if (values.help) {
-      io.stdout(HELP)
-      return 0
-    }
+  usage: '[--database-url OWNER_URL] [--config FILE] [--format text|json|sarif] [--fail-on warn|error]',
+  description: `Checks the tables, views, policies, sequences, indexes and functions the restricted roles can reach, and
+prints each finding with its fix. Exits with status 1 when there is an error (with --fail-on warn: an
+error or a warning); info findings never fail it.`,
+  options: {
+    ...DATABASE_OPTIONS,
+    format: { type: 'string', value: 'F', help: 'text (default), json or sarif (SARIF 2.1.0, for code-scanning UIs)' },
+    json: { type: 'boolean', help: 'the same as --format json' },
+    'fail-on': { type: 'string', value: 'L', help: 'error (default) or warn' },
+    'sample-claims': {
+      type: 'string',
+      value: 'FILE',
+      help: 'JSON: the claims of a sample token (an object), or several (an array);\npolicies reading a claim none of them carries are reported (unknown_claim)',
+    },
+  },
+  notes: `Suppress a finding where the choice is made: COMMENT ON POLICY|TABLE|VIEW|FUNCTION ... IS
+'pg-authorize:ignore RULE <why>'. Rules: ${LINT_RULES.join(', ')}.
+See docs/testing-policies.md.`,
+  async run({ values }, io) {
     const format = values.format ?? (values.json ? 'json' : 'text')
     if (!['text', 'json', 'sarif'].includes(format)) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--format must be text, json or sarif')
     const failOn = (values['fail-on'] ?? 'error') as FailOn
@@ -62,7 +48,7 @@ export const lintCommand: Command = {
     } else io.stdout(formatLint(report))
     return lintFails(report, failOn) ? 1 : 0
   },
-}
+})
 
 async function readSampleClaims(file: string): Promise<Record<string, unknown>[]> {
   let json: unknown

@@ -1,19 +1,22 @@
 /**
- * pg-authorize matrix --database-url OWNER_URL --claims FILE [--format table|json|markdown] [--sample N]
+ * `pg-authorize matrix`: for each table with RLS and each named claim set in a file, which of SELECT,
+ * INSERT, UPDATE and DELETE are allowed and on how many rows. Writes are probed in a rolled-back
+ * transaction: nothing changes.
  *
- * For each table with RLS and each named claim set in FILE: which of SELECT, INSERT, UPDATE and DELETE
- * are allowed and on how many rows. Writes are probed in a rolled-back transaction: nothing changes.
+ * @module
  */
 import { readFile } from 'node:fs/promises'
 import path from 'node:path'
-import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { DATABASE_OPTIONS, databaseUrl, int, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl, int } from '../options.js'
+import { defineCommand } from '../define.js'
 import { formatMatrix, parseClaimSets, policyMatrix, type MatrixFormat } from '../../testing/matrix.js'
 
-const HELP = `Usage: pg-authorize matrix --database-url OWNER_URL --claims FILE [--format table|json|markdown]
-
-For each table with RLS enabled and each named claim set, shows which of SELECT, INSERT, UPDATE and
+export const matrixCommand = defineCommand({
+  name: 'matrix',
+  summary: 'show which operations the RLS policies allow each named claim set, table by table',
+  usage: '--database-url OWNER_URL --claims FILE [--format table|json|markdown]',
+  description: `For each table with RLS enabled and each named claim set, shows which of SELECT, INSERT, UPDATE and
 DELETE the policies allow and on how many rows. Every probe runs as the restricted role with the claims
 installed as the gateway installs them, in a transaction that is rolled back: nothing changes.
 
@@ -23,33 +26,15 @@ FILE is JSON: { "alice": { "sub": "...", "tenant_id": "..." }, "nobody": null,
 
 Cells: yes (N) / no (0): rows visible (SELECT), touched (UPDATE: set c = c; DELETE);
        INSERT yes (k/n): k of n sampled rows, copied, pass the INSERT policies' WITH CHECK;
-       no grant: the role lacks the table privilege; error CODE: the probe failed.
-
-Options:
-  --database-url URL  owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
-  --config FILE       configuration file (default ./pg-authorize.config.json if present)
-  --claims FILE       the named claim sets
-  --role NAME         role of claim sets that do not name one (default authenticated)
-  --format F          table (default), json or markdown
-  --sample N          rows per table copied for the INSERT probe (default 50)`
-
-export const matrixCommand: Command = {
-  name: 'matrix',
-  summary: 'show which operations the RLS policies allow each named claim set, table by table',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, {
-      ...DATABASE_OPTIONS,
-      claims: { type: 'string' },
-      role: { type: 'string' },
-      format: { type: 'string' },
-      sample: { type: 'string' },
-      help: { type: 'boolean', short: 'h' },
-    })
-    if (values.help) {
-      io.stdout(HELP)
-      return 0
-    }
+       no grant: the role lacks the table privilege; error CODE: the probe failed.`,
+  options: {
+    ...DATABASE_OPTIONS,
+    claims: { type: 'string', value: 'FILE', help: 'the named claim sets' },
+    role: { type: 'string', value: 'NAME', help: 'role of claim sets that do not name one (default authenticated)' },
+    format: { type: 'string', value: 'F', help: 'table (default), json or markdown' },
+    sample: { type: 'string', value: 'N', help: 'rows per table copied for the INSERT probe (default 50)' },
+  },
+  async run({ values }, io) {
     if (!values.claims) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--claims FILE is required')
     const format = (values.format ?? 'table') as MatrixFormat
     if (!['table', 'json', 'markdown'].includes(format)) {
@@ -74,4 +59,4 @@ export const matrixCommand: Command = {
     if (format === 'table') io.stdout('(probed in a transaction that was rolled back; nothing was changed)')
     return 0
   },
-}
+})

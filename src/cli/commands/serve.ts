@@ -1,43 +1,22 @@
 /**
- * pg-authorize serve --database-url GATEWAY_URL [--port 4444] [--host 127.0.0.1] [--pg-port 5433] [--no-pg]
- *                    [--allow-anonymous] [--tls-cert FILE --tls-key FILE] [--allow-insecure-password]
- *                    [--pool-size 10] [--pool-timeout 5000]
+ * `pg-authorize serve`: runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol
+ * with the JWT as password, and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it
+ * cleanly; SIGHUP reloads. Its flags are the rows of the settings table (src/config/schema.ts).
  *
- * Runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol with the JWT as password,
- * and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP reloads providers.
+ * @module
  */
 import { createPrivateKey, X509Certificate, type KeyObject } from 'node:crypto'
 import { readFileSync } from 'node:fs'
-import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { listenFailure, parse } from '../options.js'
-import { flagValues, loadConfig, maskedConfig, settingFlags } from '../../config/load.js'
+import { CONFIG_OPTION, listenFailure, settingOptions } from '../options.js'
+import { defineCommand } from '../define.js'
+import { flagValues, loadConfig, maskedConfig } from '../../config/load.js'
 import { createLogger } from '../../observability/logger.js'
 import type { GatewayConfig } from '../../config/schema.js'
 import { runUntilSignal } from '../signals.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../gateway/gateway.js'
-
-const HELP = `Usage: pg-authorize serve [--database-url GATEWAY_URL] [options]
-
-Options:
-  --database-url URL         connection string of the database to serve: the gateway role's, printed by
-                             setup (pgauthorize_gateway: no owner rights), or the owner's (default: $DATABASE_URL)
-  --port PORT                HTTP port: POST /sql and WebSocket /v2 (default 4444)
-  --host HOST                address to bind (default 127.0.0.1)
-  --pg-port PORT             Postgres wire-protocol port (default 5433)
-  --pg-host HOST             address for the wire port (default: --host)
-  --no-pg                    do not listen for the wire protocol
-  --allow-anonymous          run requests without a token as the anonymous role
-  --tls-cert FILE            PEM certificate for the wire port (with --tls-key)
-  --tls-key FILE             PEM private key
-  --allow-insecure-password  accept JWTs without TLS from non-loopback clients
-  --pool-size N              connections per database and role (default 10)
-  --pool-timeout MS          how long a request waits for a connection (default 5000)
-  --config FILE              configuration file (default ./pg-authorize.config.json if present)
-
-Every setting also comes from an environment variable PG_AUTHORIZE_<NAME> or the configuration file;
-precedence: flags, environment, file, defaults. 'pg-authorize config reference' lists them all;
-'pg-authorize config print' shows the effective values.`
+import { resolveWorkers, runPrimary, runWorker, shareOfTotals, workerHooks, workerSlot } from '../../gateway/cluster.js'
+import { newAdminToken } from '../../console/index.js'
 
 /** Reads TLS files, naming the flag on failure (never printing contents). */
 export function readTls(cert: string | undefined, key: string | undefined): { cert: Buffer; key: Buffer } | undefined {
@@ -127,6 +106,8 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
         clockToleranceSeconds: config.clockTolerance,
         maxTokenLength: config.maxTokenLength,
         jwksMaxAgeMs: config.jwksMaxAge,
+        jwksCacheMinMs: config.jwksCacheMin,
+        jwksCacheMaxMs: config.jwksCacheMax,
         jwksCooldownMs: config.jwksCooldown,
         jwksTimeoutMs: config.jwksTimeout,
         cache: config.tokenCacheSize > 0 && config.tokenCacheTtl > 0 ? { maxEntries: config.tokenCacheSize, maxTtlMs: config.tokenCacheTtl } : false,
@@ -135,16 +116,18 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
   }
 }
 
-export const serveCommand: Command = {
+export const serveCommand = defineCommand({
   name: 'serve',
   summary: 'run the gateway (SQL over HTTP, Postgres wire protocol, WebSocket)',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, { ...settingFlags(), config: { type: 'string' }, help: { type: 'boolean', short: 'h' } })
-    if (values.help) {
-      io.stdout(HELP)
-      return 0
-    }
+  usage: '[--database-url OWNER_URL] [options]',
+  description: `Runs the gateway: POST /sql (Neon's SQL over HTTP), the Postgres wire protocol with the JWT as password,
+and the same over WebSocket at /v2. Ctrl-C (SIGINT) or SIGTERM stops it cleanly; SIGHUP reloads.`,
+  // One flag per setting of src/config/schema.ts: a new setting is a new row there, not a line here.
+  options: { ...settingOptions(), config: CONFIG_OPTION },
+  notes: `Every setting also comes from an environment variable PG_AUTHORIZE_<NAME> or the configuration file;
+precedence: flags, environment, file, defaults. 'pg-authorize config reference' lists them all;
+'pg-authorize config print' shows the effective values.`,
+  async run({ values }, io) {
     const load = () =>
       loadConfig({
         flags: flagValues(values),
@@ -152,38 +135,63 @@ export const serveCommand: Command = {
         cwd: io.cwd,
         ...(typeof values.config === 'string' ? { configFile: values.config } : {}),
       })
-    const { config } = load()
+    const loaded = load().config
     // JSON log lines go to standard output (for log pipelines); the human banner goes to standard error.
-    const logger = createLogger({ level: config.logLevel })
-    logger.info({ config: maskedConfig(config) }, 'starting')
-    const gw = await startGateway({ ...gatewayOptions(config), logger }).catch((err: unknown) => {
+    const root = createLogger({ level: loaded.logLevel })
+    const slot = workerSlot()
+    // Each worker's lines say which one wrote them (and its pid, for signals and profiles).
+    const logger = slot ? root.child({ worker: slot.index, pid: process.pid }) : root
+    const workers = resolveWorkers(loaded.workers)
+    if (!slot && workers > 1) {
+      // The primary (gateway/cluster.ts): forks the workers, holds the signals, prints the banner.
+      logger.info({ config: maskedConfig(loaded), workers }, 'starting')
+      // One console token for all workers (each would otherwise make its own).
+      const consoleToken = loaded.console && !loaded.consoleToken ? newAdminToken() : undefined
+      return runPrimary({
+        count: workers,
+        logger,
+        ...(consoleToken ? { env: { PG_AUTHORIZE_CONSOLE_TOKEN: consoleToken } } : {}),
+        shutdownTimeoutMs: loaded.shutdownTimeout,
+        onReady: (lines) => {
+          io.stderr(`pg-authorize gateway ready (${workers} workers)`)
+          for (const line of lines) io.stderr(`  ${line}`)
+          if (consoleToken) io.stderr(`  Console admin token: ${consoleToken}`)
+        },
+      })
+    }
+    // A worker runs with its share of the totals (pools, limits, token cache).
+    const config = slot ? shareOfTotals(loaded, slot.count) : loaded
+    if (!slot) logger.info({ config: maskedConfig(config) }, 'starting')
+    const gw = await startGateway({ ...gatewayOptions(config), logger, ...(slot ? { worker: workerHooks(slot) } : {}) }).catch((err: unknown) => {
       throw listenFailure(err, { '--port': config.port, '--pg-port': config.pg && config.pgPort, '--metrics-port': config.metricsPort })
     })
+    // SIGHUP: re-read flags, environment and file; apply what can change without dropping connections.
+    const reload = async () => {
+      try {
+        const next = load().config
+        await gw.reload({
+          logLevel: next.logLevel,
+          audit: next.audit ? { table: next.auditTable, retentionDays: next.auditRetentionDays } : false,
+        })
+      } catch (err) {
+        logger.error({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL', reason: (err as Error).message }, 'reload failed; keeping the running configuration')
+      }
+    }
+    const lines = describeGateway(gw)
+    if (gw.metricsUrl) lines.push(`Metrics:         ${gw.metricsUrl}`)
+    if (gw.console) lines.push(`Console:         ${gw.console.url}`)
+    // A worker's signals and banner are the primary's (cluster.ts).
+    if (slot) return runWorker(gw, lines, reload)
     // Signal handlers before the banner: a supervisor that reads it may signal at once, and a signal that
     // arrives before a handler exists kills the process without a clean stop.
     const stopped = runUntilSignal(() => gw.close(), {
-      // SIGHUP: re-read flags, environment and file; apply what can change without dropping connections.
-      reload: async () => {
-        try {
-          const next = load().config
-          await gw.reload({
-            logLevel: next.logLevel,
-            audit: next.audit ? { table: next.auditTable, retentionDays: next.auditRetentionDays } : false,
-          })
-        } catch (err) {
-          logger.error({ code: (err as { code?: string }).code ?? 'ERR_INTERNAL', reason: (err as Error).message }, 'reload failed; keeping the running configuration')
-        }
-      },
+      reload,
       onSignal: (s) => logger.info({ signal: s }, 'stopping'),
     })
     io.stderr('pg-authorize gateway ready')
-    for (const line of describeGateway(gw)) io.stderr(`  ${line}`)
-    if (gw.metricsUrl) io.stderr(`  Metrics:         ${gw.metricsUrl}`)
-    if (gw.console) {
-      io.stderr(`  Console:         ${gw.console.url}`)
-      // Shown once, at start, and only when generated here (a configured token is not repeated).
-      if (!config.consoleToken) io.stderr(`  Console admin token: ${gw.console.adminToken}`)
-    }
+    for (const line of lines) io.stderr(`  ${line}`)
+    // Shown once, at start, and only when generated here (a configured token is not repeated).
+    if (gw.console && !config.consoleToken) io.stderr(`  Console admin token: ${gw.console.adminToken}`)
     return stopped
   },
-}
+})

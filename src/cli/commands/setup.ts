@@ -1,52 +1,18 @@
 /**
- * pg-authorize setup [--database-url OWNER_URL] [--schema NAME]... [--role NAME]... [--no-grants]
- *                    [--statement-timeout 30s] [--idle-in-transaction-timeout 60s]
- *                    [--gateway-host HOST] [--pg-port 5433] [--http-port 4444] [--json]
- * pg-authorize setup --rotate-secret [--grace SECONDS] [--database-url OWNER_URL]
- * pg-authorize setup --uninstall [--cascade] [--database-url OWNER_URL]
+ * `pg-authorize setup`: installs the auth schema, the restricted roles and their grants (idempotent),
+ * then prints the two connection strings of the guide: the owner's and the `authenticated` one
+ * applications use. Also `--rotate-secret` and `--uninstall`.
  *
- * Installs the auth schema, the restricted roles and their grants (idempotent), then prints the two
- * connection strings of the guide: the owner's and the `authenticated` one applications use.
+ * @module
  */
-import type { Command } from '../command.js'
 import { PgAuthorizeError } from '../../errors.js'
-import { DATABASE_OPTIONS, databaseUrl, int, parse } from '../options.js'
+import { DATABASE_OPTIONS, databaseUrl, int } from '../options.js'
+import { defineCommand } from '../define.js'
 import { DEFAULT_ROTATE_GRACE_SECONDS, setup, uninstall } from '../../database/setup.js'
 import { maskUrl } from '../../database/connect.js'
 import { parseDuration } from '../../tokens/time.js'
 import { loadSettings } from '../../config/load.js'
 import { urlHost } from '../../lib/listen.js'
-
-const HELP = `Usage: pg-authorize setup [--database-url OWNER_URL] [options]
-
-Installs pg-authorize in a database (idempotent): the auth schema, the roles authenticated and
-anonymous (logging in with a secret password only the gateway reads), and Neon's grants.
-
-Options:
-  --database-url URL   owner connection string (default: $PG_AUTHORIZE_DATABASE_URL, $DATABASE_URL, then databaseUrl in the configuration file)
-  --config FILE        configuration file (default ./pg-authorize.config.json if present)
-  --schema NAME        grant tables in this schema instead of public (repeatable; name public too
-                       to keep it: --schema app --schema public). Grants made by an earlier setup stay
-  --role NAME          also set up this custom restricted role (repeatable)
-  --no-grants          do not grant table privileges
-  --statement-timeout D
-                       statement_timeout of the restricted roles: 30s, 2m, 500ms, or 0 for none
-                       (default: keep the stored one; 30s on the first setup)
-  --idle-in-transaction-timeout D
-                       idle_in_transaction_session_timeout of the restricted roles (default: kept; 60s)
-  --gateway-host HOST  host shown in the authenticated connection string (default: serve's pgHost or
-                       host when set and not a wildcard or loopback address, else localhost)
-  --pg-port PORT       the wire gateway's port, for that string (default: serve's pgPort:
-                       $PG_AUTHORIZE_PG_PORT, pgPort in the configuration file, else 5433)
-  --http-port PORT     the HTTP gateway's port, for the /sql endpoint shown (default: serve's port:
-                       $PG_AUTHORIZE_PORT, port in the configuration file, else 4444)
-  --rotate-secret      make a new sealing key; running gateways pick it up at once and reseal
-                       live sessions; envelopes sealed with the old key work until --grace ends
-  --grace SECONDS      with --rotate-secret: how long the old key keeps working (default 30; 0 ends
-                       it at once, for a key you believe exposed)
-  --uninstall          remove what setup installed (keeps your data)
-  --cascade            with --uninstall: also drop policies that call auth functions
-  --json               print the result as JSON`
 
 /** A duration flag as milliseconds: `0`/`off` for none, `500ms`, or what parseDuration takes (`30s`, `2m`). */
 function timeout<K extends string>(key: K, value: string | undefined, flag: string): { [k in K]?: number } {
@@ -59,32 +25,57 @@ function timeout<K extends string>(key: K, value: string | undefined, flag: stri
   return { [key]: ms } as { [k in K]?: number }
 }
 
-export const setupCommand: Command = {
+export const setupCommand = defineCommand({
   name: 'setup',
   summary: 'install the auth schema, roles and grants in a database',
-  help: HELP,
-  async run(argv, io) {
-    const { values } = parse(argv, {
-      ...DATABASE_OPTIONS,
-      schema: { type: 'string', multiple: true },
-      role: { type: 'string', multiple: true },
-      'no-grants': { type: 'boolean' },
-      'statement-timeout': { type: 'string' },
-      'idle-in-transaction-timeout': { type: 'string' },
-      'gateway-host': { type: 'string' },
-      'pg-port': { type: 'string' },
-      'http-port': { type: 'string' },
-      'rotate-secret': { type: 'boolean' },
-      grace: { type: 'string' },
-      uninstall: { type: 'boolean' },
-      cascade: { type: 'boolean' },
-      json: { type: 'boolean' },
-      help: { type: 'boolean', short: 'h' },
-    })
-    if (values.help) {
-      io.stdout(HELP)
-      return 0
-    }
+  usage: ['[--database-url OWNER_URL] [options]', '--rotate-secret [--grace SECONDS] [--database-url OWNER_URL]', '--uninstall [--cascade] [--database-url OWNER_URL]'],
+  description: `Installs pg-authorize in a database (idempotent): the auth schema, the roles authenticated and
+anonymous (logging in with a secret password only the gateway reads), and Neon's grants.`,
+  options: {
+    ...DATABASE_OPTIONS,
+    schema: {
+      type: 'string',
+      multiple: true,
+      value: 'NAME',
+      help: 'grant tables in this schema instead of public (repeatable; name public too\nto keep it: --schema app --schema public). Grants made by an earlier setup stay',
+    },
+    role: { type: 'string', multiple: true, value: 'NAME', help: 'also set up this custom restricted role (repeatable)' },
+    'no-grants': { type: 'boolean', help: 'do not grant table privileges' },
+    'statement-timeout': {
+      type: 'string',
+      value: 'D',
+      help: 'statement_timeout of the restricted roles: 30s, 2m, 500ms, or 0 for none\n(default: keep the stored one; 30s on the first setup)',
+    },
+    'idle-in-transaction-timeout': { type: 'string', value: 'D', help: 'idle_in_transaction_session_timeout of the restricted roles (default: kept; 60s)' },
+    'gateway-host': {
+      type: 'string',
+      value: 'HOST',
+      help: "host shown in the authenticated connection string (default: serve's pgHost or\nhost when set and not a wildcard or loopback address, else localhost)",
+    },
+    'pg-port': {
+      type: 'string',
+      value: 'PORT',
+      help: "the wire gateway's port, for that string (default: serve's pgPort:\n$PG_AUTHORIZE_PG_PORT, pgPort in the configuration file, else 5433)",
+    },
+    'http-port': {
+      type: 'string',
+      value: 'PORT',
+      help: "the HTTP gateway's port, for the /sql endpoint shown (default: serve's port:\n$PG_AUTHORIZE_PORT, port in the configuration file, else 4444)",
+    },
+    'rotate-secret': {
+      type: 'boolean',
+      help: 'make a new sealing key; running gateways pick it up at once and reseal\nlive sessions; envelopes sealed with the old key work until --grace ends',
+    },
+    grace: {
+      type: 'string',
+      value: 'SECONDS',
+      help: 'with --rotate-secret: how long the old key keeps working (default 30; 0 ends\nit at once, for a key you believe exposed)',
+    },
+    uninstall: { type: 'boolean', help: 'remove what setup installed (keeps your data)' },
+    cascade: { type: 'boolean', help: 'with --uninstall: also drop policies that call auth functions' },
+    json: { type: 'boolean', help: 'print the result as JSON' },
+  },
+  async run({ values }, io) {
     if (values.cascade && !values.uninstall) {
       // Without --uninstall, --cascade would silently run setup: the opposite of what was asked.
       throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', '--cascade goes with --uninstall', { hint: 'pg-authorize setup --uninstall --cascade' })
@@ -169,4 +160,4 @@ export const setupCommand: Command = {
     io.stdout(`  SQL over HTTP (@neondatabase/serverless: neonConfig.fetchEndpoint): ${strings.sqlEndpoint}`)
     return 0
   },
-}
+})

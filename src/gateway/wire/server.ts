@@ -63,6 +63,11 @@ export interface WireGatewayOptions {
   maxWebSocketMessageBytes?: number
   /** Session limits; see {@link WireLimits}. */
   limits?: WireLimits
+  /**
+   * One of `count` processes sharing the port (`serve --workers`, gateway/cluster.ts): this one hands out
+   * process ids `≡ index (mod count)`, and a CancelRequest for another's id goes to `forwardCancel`.
+   */
+  shard?: { index: number; count: number; forwardCancel(processId: number, secret: Buffer): void }
 }
 
 export interface WireGateway {
@@ -74,6 +79,8 @@ export interface WireGateway {
   attachWebSocket(server: http.Server): void
   /** Number of established (authenticated) sessions. */
   sessions(): number
+  /** Answers a CancelRequest (a forwarded one, with `shard`): cancels the session's query if the secret matches. */
+  cancel(processId: number, secret: Buffer): void
   /**
    * Reseals every live session of `database` that holds an envelope, each at its next idle moment (after a
    * key rotation, so sessions keep working once the old key retires). Returns how many were asked.
@@ -89,7 +96,12 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
   const startupTimeoutMs = options.startupTimeoutMs ?? 60_000
   /** Every client stream still in startup, so close() can end them (the relay owns established ones). */
   const connections = new Set<Duplex>()
-  const live = new LiveSessions()
+  const live = new LiveSessions(options.shard)
+  const shard = options.shard
+  const cancel = (processId: number, secret: Buffer): void => {
+    if (shard && processId % shard.count !== shard.index) shard.forwardCancel(processId, secret)
+    else emit({ kind: 'cancel', matched: live.cancel(processId, secret) })
+  }
   const servers: net.Server[] = []
   let closing = false
   /** What to run once a stream's credential arrives (a WebSocket raises its message limit). */
@@ -152,7 +164,7 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
         onCredential: (s) => onCredential.get(s)?.(),
       })
       if (started.kind === 'cancel') {
-        if (started.key) emit({ kind: 'cancel', matched: live.cancel(started.key.processId, started.key.secret) })
+        if (started.key) cancel(started.key.processId, started.key.secret)
         return
       }
       const { request } = started
@@ -263,6 +275,8 @@ export function createWireGateway(options: WireGatewayOptions): WireGateway {
     handleWebSocket: ws.handle,
     attachWebSocket: ws.attach,
     sessions: () => live.size,
+
+    cancel,
 
     reseal(database) {
       return live.reseal(database, (err) =>

@@ -28,6 +28,12 @@ export interface ClientKey {
 
 export class LiveSessions {
   readonly #live = new Map<number, LiveSession & { secret: Buffer }>()
+  readonly #shard: { index: number; count: number } | undefined
+
+  /** `shard`: one of `count` processes sharing the port (`serve --workers`): its ids are `≡ index (mod count)`. */
+  constructor(shard?: { index: number; count: number }) {
+    this.#shard = shard
+  }
 
   get size(): number {
     return this.#live.size
@@ -36,7 +42,8 @@ export class LiveSessions {
   /** Registers a session under a fresh random key; `remove` with that key when it ends. */
   add(session: LiveSession): ClientKey {
     let processId: number
-    do processId = randomInt(1, 0x7fffffff)
+    const shard = this.#shard
+    do processId = shard ? randomInt(1, Math.floor(0x7fffffff / shard.count)) * shard.count + shard.index : randomInt(1, 0x7fffffff)
     while (this.#live.has(processId))
     const secretKey = randomInt(-0x80000000, 0x7fffffff)
     const secret = Buffer.alloc(4)

@@ -5,7 +5,8 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startStack, eventually, type Stack } from './harness.js'
+import { startStack, type Stack } from './harness.js'
+import { eventually } from '../../helpers/wait.js'
 
 let s: Stack
 before(async () => {
@@ -35,7 +36,10 @@ test('client disconnect cancels a running pg_sleep', async () => {
   ac.abort()
   assert.ok((await aborted) instanceof Error)
   assert.ok(await eventually(async () => (await running('cancel-me-too')) === 0), 'the backend query was cancelled')
-  assert.ok(s.events.some((e) => e.kind === 'cancelled'))
+  // Exactly the aborted request was cancelled, as its own identity; the request ended as cancelled.
+  const database = decodeURIComponent(new URL(s.authUrl).pathname.slice(1))
+  assert.deepEqual(s.events.filter((e) => e.kind === 'cancelled'), [{ kind: 'cancelled', database, role: 'authenticated' }])
+  assert.ok(await eventually(() => s.events.some((e) => e.kind === 'request' && e.outcome === 'cancelled')), 'the request is reported as cancelled')
   // The other, still-connected request is untouched: cancel it from the owner to end the test quickly.
   assert.equal(await running('cancel-me */'), 1)
   await s.owner.query(`select pg_cancel_backend(pid) from pg_stat_activity where query like '%cancel-me */%' and pid <> pg_backend_pid()`)

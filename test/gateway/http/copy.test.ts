@@ -5,7 +5,8 @@
  */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { startStack, eventually, type Stack } from './harness.js'
+import { startStack, type Stack } from './harness.js'
+import { eventually } from '../../helpers/wait.js'
 
 let stack: Stack
 

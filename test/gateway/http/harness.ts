@@ -105,11 +105,3 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   }
 }
 
-/** Polls `check` until it returns true, at most `tries` times, `ms` apart. */
-export async function eventually(check: () => Promise<boolean>, tries = 100, ms = 50): Promise<boolean> {
-  for (let i = 0; i < tries; i++) {
-    if (await check()) return true
-    await new Promise((r) => setTimeout(r, ms))
-  }
-  return false
-}

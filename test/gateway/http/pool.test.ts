@@ -10,7 +10,7 @@ import { installClaimsParamSql, openDatabaseContext, setup, type DatabaseContext
 import { GatewayPools, type Lease } from '../../../src/gateway/http/pool.js'
 import { createSqlHttpHandler } from '../../../src/gateway/http/handler.js'
 import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.js'
-import { eventually } from './harness.js'
+import { eventually } from '../../helpers/wait.js'
 
 let db: TestDatabase
 let ctx: DatabaseContext

@@ -5,7 +5,8 @@
 import { after, before, describe, test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
-import { startStack, eventually, type Stack } from './harness.js'
+import { startStack, type Stack } from './harness.js'
+import { eventually } from '../../helpers/wait.js'
 
 let s: Stack
 const MAX_REQUEST = 64 * 1024
