@@ -51,7 +51,7 @@ function s<const K extends string, const T extends SettingType, const D extends 
  * and the type of its value in {@link GatewayConfig} all follow from it.
  */
 export const SETTINGS = [
-  s('databaseUrl', 'url', undefined, 'owner connection string of the database to serve', { secret: true, required: true, envAliases: ['DATABASE_URL'] }),
+  s('databaseUrl', 'url', undefined, "the database to serve: the gateway role's connection string (printed by setup; no owner rights) or the owner's", { secret: true, required: true, envAliases: ['DATABASE_URL'] }),
   s('databases', 'string', undefined, 'further databases on the same server to serve, comma-separated (default: only the owner URL\'s)'),
   s('host', 'host', '127.0.0.1', 'address the HTTP port binds'),
   s('port', 'port', 4444, 'HTTP port: POST /sql, WebSocket /v1 /v2, /health, /ready'),

@@ -47,6 +47,8 @@ export class BackendReaper {
   #timer: NodeJS.Timeout | undefined
   #running = false
   #closed = false
+  /** True: no `pgauthorize.reap_backends` in this database, terminate with our own rights. */
+  #direct: boolean | undefined
 
   constructor(options: BackendReaperOptions) {
     this.#opts = options
@@ -79,10 +81,23 @@ export class BackendReaper {
     const due = this.#pending.splice(0, n)
     try {
       if (due.length > 0) {
-        const r = await this.#opts.withOwner((c) =>
-          c.query(REAP_SQL, [due.map((p) => p.pid), due.map((p) => p.started), due.map((p) => p.role)]),
-        )
-        if ((r.rowCount ?? 0) > 0) this.#opts.onReaped?.(r.rowCount ?? 0)
+        const args = [due.map((p) => p.pid), due.map((p) => p.started), due.map((p) => p.role)]
+        const ended = await this.#opts.withOwner(async (c) => {
+          if (this.#direct !== true) {
+            try {
+              // The owner's SECURITY DEFINER function (sql/0009): the gateway role cannot signal backends itself.
+              const r = await c.query<{ n: number }>('select pgauthorize.reap_backends($1::int[], $2::numeric[], $3::text[]) as n', args)
+              this.#direct = false
+              return r.rows[0]?.n ?? 0
+            } catch (err) {
+              // Before 0009 (setup not run again yet): the owner's own rights.
+              if ((err as { code?: unknown }).code !== '42883' || this.#direct === false) throw err
+              this.#direct = true
+            }
+          }
+          return (await c.query(REAP_SQL, args)).rowCount ?? 0
+        })
+        if (ended > 0) this.#opts.onReaped?.(ended)
       }
     } catch {
       // The owner side is down: those backends went with it, or the next sweep's owner query fails too.

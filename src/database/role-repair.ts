@@ -153,8 +153,12 @@ export class RoleRepairer {
   readonly #inFlight = new Map<string, Promise<void>>()
   /** role -> [password, its verifier]: computing one costs a PBKDF2 of 4096 rounds. */
   readonly #verifiers = new Map<string, [string, Promise<string>]>()
-  /** Whether the owner may lock the role catalogs (a superuser); read on the first repair. */
-  #superuser: boolean | undefined
+  /**
+   * How this connection repairs, read on the first repair: through `pgauthorize.repair_role` when it may
+   * call it (the gateway role, and the owner, once setup installed 0009), else directly with its own
+   * ALTER ROLE rights, as a superuser (who may also lock the role catalogs) or not.
+   */
+  #mode: 'function' | 'superuser' | 'direct' | undefined
 
   constructor(options: RoleRepairerOptions) {
     this.#opts = options
@@ -193,10 +197,13 @@ export class RoleRepairer {
     for (let attempt = 0; ; attempt++) {
       try {
         const caught = await this.#opts.withOwner(async (c) => {
-          this.#superuser ??= (await c.query<{ s: boolean }>(
-            `select rolsuper as s from pg_catalog.pg_roles where rolname = current_user`,
-          )).rows[0]?.s === true
-          return repairOnce(c, role, verifier, this.#superuser)
+          this.#mode ??= await repairMode(c)
+          if (this.#mode === 'function') {
+            // Through the owner's SECURITY DEFINER function (sql/0009): the gateway role needs no ALTER ROLE rights.
+            const r = await c.query<{ caught: number }>('select pgauthorize.repair_role($1, $2) as caught', [role, verifier])
+            return r.rows[0]?.caught ?? 0
+          }
+          return repairOnce(c, role, verifier, this.#mode === 'superuser')
         })
         if (caught > 0) this.#opts.onCaught?.(role, caught)
         return
@@ -209,6 +216,15 @@ export class RoleRepairer {
       }
     }
   }
+}
+
+async function repairMode(c: pg.ClientBase): Promise<'function' | 'superuser' | 'direct'> {
+  const r = await c.query<{ f: boolean; s: boolean }>(
+    `select coalesce(pg_catalog.has_function_privilege(pg_catalog.to_regprocedure('pgauthorize.repair_role(name,text)'), 'execute'), false) as f,
+            (select rolsuper from pg_catalog.pg_roles where rolname = current_user) as s`,
+  )
+  const row = r.rows[0]
+  return row?.f ? 'function' : row?.s ? 'superuser' : 'direct'
 }
 
 /** How long a repair keeps the role catalogs locked to catch a client altering the role again. */

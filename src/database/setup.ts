@@ -19,12 +19,18 @@ import pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
 import { applyMigrations, installedVersion } from './migrations.js'
 import { rotateSessionKey } from './session.js'
-import { connectOwner, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
+import { connectOwner, maskUrl, quoteIdent, quoteLiteral, withDatabase, withUser } from './connect.js'
 import { scramVerifier } from './scram.js'
 import { restrictLargeObjects, unrestrictLargeObjects } from './large-objects.js'
 
 /** The restricted roles every setup makes (a provider's default allowed roles are verify's DEFAULT_PROVIDER_ROLES). */
 export const SETUP_ROLES = ['authenticated', 'anonymous'] as const
+
+/**
+ * The login role gateways and embedded authorizers run as (issue 19): NOINHERIT NOBYPASSRLS, owns nothing,
+ * granted only what a running gateway does (see `grantGateway`). Not `pg_...`: Postgres reserves that prefix.
+ */
+export const GATEWAY_ROLE = 'pgauthorize_gateway'
 
 export interface SetupOptions {
   /**
@@ -47,6 +53,8 @@ export interface SetupOptions {
   statementTimeoutMs?: number
   /** `idle_in_transaction_session_timeout` of the restricted roles, ms (0: none). Default: kept, else 60 s. */
   idleInTransactionTimeoutMs?: number
+  /** Name of the gateway role. Default {@link GATEWAY_ROLE}. */
+  gatewayRole?: string
   /** Progress lines (never secrets). */
   log?: (line: string) => void
 }
@@ -84,12 +92,14 @@ export interface SetupResult {
   keyGeneration?: number
   /** The restricted roles' time limits after the run, ms (0: none). */
   limits?: { statementTimeoutMs: number; idleInTransactionTimeoutMs: number }
+  /** The gateway role and its connection string, password masked (read it with `gatewayUrl`). */
+  gateway?: { role: string; url: string }
 }
 
 const ROLE_NAME = /^[a-z_][a-z0-9_]{0,62}$/
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_$]{0,62}$/
 
-function validateNames(options: SetupOptions): { schemas: string[]; roles: string[] } {
+function validateNames(options: SetupOptions): { schemas: string[]; roles: string[]; gatewayRole: string } {
   const schemas = options.schemas?.length ? [...new Set(options.schemas)] : ['public']
   for (const s of schemas) {
     if (!SCHEMA_NAME.test(s)) throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `invalid schema name '${s}'`)
@@ -106,7 +116,11 @@ function validateNames(options: SetupOptions): { schemas: string[]; roles: strin
       throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `role name '${r}' is reserved`)
     }
   }
-  return { schemas, roles }
+  const gatewayRole = options.gatewayRole ?? GATEWAY_ROLE
+  if (!ROLE_NAME.test(gatewayRole) || gatewayRole.startsWith('pg_') || gatewayRole === 'public' || gatewayRole === 'postgres' || roles.includes(gatewayRole)) {
+    throw new PgAuthorizeError('ERR_INVALID_ARGUMENT', `invalid gateway role name '${gatewayRole}' (lowercase letters, digits, _; not a restricted role)`)
+  }
+  return { schemas, roles, gatewayRole }
 }
 
 /** Checks the connection may run setup: owner of the database, able to create roles, Postgres 14+. */
@@ -154,7 +168,7 @@ interface RoleRow {
  * cluster set up by pg-authorize holds (reachable with the same owner credentials), and keep it if it
  * logs in: setting a new one would lock out the gateways of those other databases.
  */
-async function sharedPassword(ownerUrl: string, client: pg.ClientBase, role: string): Promise<string | undefined> {
+async function sharedPassword(ownerUrl: string, client: pg.ClientBase, role: string, table: CredentialTable): Promise<string | undefined> {
   const dbs = await client.query<{ datname: string }>(
     `select datname from pg_database where datallowconn and datname <> current_database() order by datname limit 100`,
   )
@@ -164,9 +178,9 @@ async function sharedPassword(ownerUrl: string, client: pg.ClientBase, role: str
     let candidate: string | undefined
     try {
       await other.connect()
-      const t = await other.query(`select to_regclass('pgauthorize.role_credentials') as t`)
+      const t = await other.query(`select to_regclass('pgauthorize.${table}') as t`)
       if (t.rows[0]?.t) {
-        const r = await other.query<{ password: string }>('select password from pgauthorize.role_credentials where role = $1', [role])
+        const r = await other.query<{ password: string }>(`select password from pgauthorize.${table} where role = $1`, [role])
         candidate = r.rows[0]?.password
       }
     } catch {
@@ -189,12 +203,16 @@ async function sharedPassword(ownerUrl: string, client: pg.ClientBase, role: str
   return undefined
 }
 
+/** Where a role's login password is kept: restricted roles' (read by gateways) or gateway roles' (owner only). */
+type CredentialTable = 'role_credentials' | 'gateway_credentials'
+
 async function ensureRole(
   ownerUrl: string,
   client: pg.ClientBase,
   role: string,
   result: SetupResult,
-): Promise<void> {
+  table: CredentialTable = 'role_credentials',
+): Promise<string> {
   const existing = await client.query<RoleRow>(
     `select r.rolname, r.rolsuper, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb, r.rolreplication,
             r.rolcanlogin, r.rolinherit,
@@ -204,7 +222,7 @@ async function ensureRole(
     [role],
   )
   const stored = await client.query<{ password: string }>(
-    'select password from pgauthorize.role_credentials where role = $1',
+    `select password from pgauthorize.${table} where role = $1`,
     [role],
   )
   let password: string | undefined = stored.rows[0]?.password
@@ -234,7 +252,7 @@ async function ensureRole(
     if (r.rolcreaterole || r.rolcreatedb || !r.rolcanlogin || r.rolinherit) {
       await client.query(`alter role ${quoteIdent(role)} ${attrs}`)
     }
-    password ??= await sharedPassword(ownerUrl, client, role)
+    password ??= await sharedPassword(ownerUrl, client, role, table)
     if (password === undefined) {
       // The role exists (made by hand, or by setup in a database we cannot read) but no password for it
       // could be found: set a new one. Gateways of other databases using it must re-run setup.
@@ -244,7 +262,39 @@ async function ensureRole(
     }
   }
   if (stored.rows.length === 0) {
-    await client.query('insert into pgauthorize.role_credentials (role, password) values ($1, $2)', [role, password])
+    await client.query(`insert into pgauthorize.${table} (role, password) values ($1, $2)`, [role, password])
+  }
+  return password
+}
+
+/**
+ * What a gateway (`serve`, `createAuthorizer`) may do at run time, and nothing more (sql/0009): connect;
+ * read providers, the current and retiring sealing keys (not the HMAC pads), the restricted roles'
+ * credentials and time limits; append to the audit table; and call the three SECURITY DEFINER functions
+ * for role repair, reaping backends and audit retention. LISTEN needs no grant. Idempotent.
+ */
+async function grantGateway(client: pg.ClientBase, role: string): Promise<void> {
+  const r = quoteIdent(role)
+  await client.query(`grant connect on database ${quoteIdent(await currentDatabase(client))} to ${r}`)
+  await client.query(`grant usage on schema pgauthorize to ${r}`)
+  await client.query(`grant select on pgauthorize.providers, pgauthorize.role_credentials, pgauthorize.session_limits to ${r}`)
+  await client.query(`grant select (generation, key, retire_at) on pgauthorize.sealing_key to ${r}`)
+  await client.query(`grant insert on pgauthorize.audit_log to ${r}`)
+  await client.query(`grant execute on function pgauthorize.repair_role(name, text), pgauthorize.reap_backends(int[], numeric[], text[]),
+    pgauthorize.purge_audit_log(int) to ${r}`)
+}
+
+/** The gateway role's connection string for the database of `ownerUrl`, with its password (never print it). */
+export async function gatewayUrl(ownerUrl: string, role: string = GATEWAY_ROLE): Promise<string> {
+  const client = await connectOwner(ownerUrl)
+  try {
+    const r = await client.query<{ password: string }>('select password from pgauthorize.gateway_credentials where role = $1', [role])
+    if (r.rows.length === 0) {
+      throw new PgAuthorizeError('ERR_DB_NOT_SET_UP', `no gateway role '${role}' is set up in this database`, { hint: 'run: pg-authorize setup' })
+    }
+    return withUser(ownerUrl, role, r.rows[0]!.password)
+  } finally {
+    await client.end().catch(() => {})
   }
 }
 
@@ -278,7 +328,8 @@ async function currentDatabase(client: pg.ClientBase): Promise<string> {
  */
 async function verifyLogins(ownerUrl: string, client: pg.ClientBase, roles: string[], result: SetupResult): Promise<void> {
   const creds = await client.query<{ role: string; password: string }>(
-    'select role, password from pgauthorize.role_credentials where role = any($1)',
+    `select role, password from pgauthorize.role_credentials where role = any($1)
+     union all select role, password from pgauthorize.gateway_credentials where role = any($1)`,
     [roles],
   )
   for (const { role, password } of creds.rows) {
@@ -336,7 +387,7 @@ async function storeSessionLimits(
 
 /** Installs or upgrades pg-authorize in the database named by `ownerUrl`. Idempotent. */
 export async function setup(ownerUrl: string, options: SetupOptions = {}): Promise<SetupResult> {
-  const { schemas, roles } = validateNames(options)
+  const { schemas, roles, gatewayRole } = validateNames(options)
   const log = options.log ?? (() => {})
   const client = await connectOwner(ownerUrl)
   try {
@@ -363,6 +414,9 @@ export async function setup(ownerUrl: string, options: SetupOptions = {}): Promi
       result.roles = all.rows.map((r) => r.role)
       await grant(client, result.roles, schemas, options.grants !== false)
       result.limits = await storeSessionLimits(client, options)
+      const gatewayPassword = await ensureRole(ownerUrl, client, gatewayRole, result, 'gateway_credentials')
+      await grantGateway(client, gatewayRole)
+      result.gateway = { role: gatewayRole, url: maskUrl(withUser(ownerUrl, gatewayRole, gatewayPassword)) }
       // Large objects are outside RLS and shared by every user of a role (large-objects.ts).
       if (await restrictLargeObjects(client)) log('large-object functions revoked from PUBLIC')
       else log('warning: large objects stay readable by every user of a restricted role (setup needs a superuser to revoke them; see pg-authorize lint)')
@@ -372,7 +426,7 @@ export async function setup(ownerUrl: string, options: SetupOptions = {}): Promi
       await client.query('rollback').catch(() => {})
       throw err
     }
-    await verifyLogins(ownerUrl, client, result.roles, result)
+    await verifyLogins(ownerUrl, client, [...result.roles, gatewayRole], result)
     for (const r of result.rolesCreated) log(`created role ${r}`)
     return result
   } finally {
@@ -426,9 +480,13 @@ export async function uninstall(ownerUrl: string, options: UninstallOptions = {}
       }
       result.droppedPolicies = policies.rows.map((r) => r.name)
       const hasPrivate = (await client.query(`select to_regclass('pgauthorize.role_credentials') as t`)).rows[0]?.t
+      const hasGateway = (await client.query(`select to_regclass('pgauthorize.gateway_credentials') as t`)).rows[0]?.t
+      // The gateway roles too: granted CONNECT here, and dropped with the rest unless another database uses them.
       const roles = hasPrivate
-        ? (await client.query<{ role: string }>('select role from pgauthorize.role_credentials')).rows.map((r) => r.role)
-        : [...SETUP_ROLES]
+        ? (await client.query<{ role: string }>(
+            `select role from pgauthorize.role_credentials${hasGateway ? ' union select role from pgauthorize.gateway_credentials' : ''}`,
+          )).rows.map((r) => r.role)
+        : [...SETUP_ROLES, GATEWAY_ROLE]
       const existing = (
         await client.query<{ rolname: string }>('select rolname from pg_roles where rolname = any($1)', [roles])
       ).rows.map((r) => r.rolname)

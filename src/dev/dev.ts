@@ -24,7 +24,7 @@ import { clearPostmasterLock } from '../database/postmaster-lock.js'
 import { ensureDir } from '../lib/fs.js'
 import { newAdminToken } from '../console/index.js'
 import { acquireDevLock } from './lock.js'
-import { setup } from '../database/setup.js'
+import { gatewayUrl, setup } from '../database/setup.js'
 import { addProvider, withOwner } from '../database/providers.js'
 import { ensureKeys } from '../keys/keydir.js'
 import { serveJwks, type JwksServer } from '../jwks/serve.js'
@@ -152,8 +152,10 @@ export async function startDev(options: DevOptions = {}): Promise<DevStack> {
     )
     if (options.demo !== false) await loadDemo(ownerUrl)
 
+    // The gateway runs as the least-privilege gateway role (issue 19); only the console gets the owner's URL.
     const gateway = await startGateway({
-      databaseUrl: ownerUrl,
+      databaseUrl: await gatewayUrl(ownerUrl),
+      ownerUrl,
       port: options.port ?? 4444,
       pgPort: options.pgPort ?? 5433,
       host,

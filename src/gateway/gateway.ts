@@ -70,6 +70,11 @@ export interface GatewayOptions {
   /** The web console at `/console` (off by default); `adminToken` defaults to a random one, see `Gateway.console`. */
   console?: { adminToken?: string } | false
   /**
+   * The owner's connection string, for the console's provider and setup pages only, when `databaseUrl` is
+   * the least-privilege gateway role's (issue 19). Default: `databaseUrl`.
+   */
+  ownerUrl?: string
+  /**
    * Believe `X-Forwarded-Proto` and `X-Forwarded-For` from the one proxy in front (the console's `Secure`
    * cookie and login limit). Only when nothing but that proxy can reach the gateway. Default false.
    */
@@ -199,7 +204,7 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const consoleToken = options.console ? (options.console.adminToken ?? newAdminToken()) : undefined
   const consoleApp = consoleToken === undefined ? undefined : createConsoleApp({
     databases,
-    ownerUrl: options.databaseUrl,
+    ownerUrl: options.ownerUrl ?? options.databaseUrl,
     adminToken: consoleToken,
     trustProxy: options.trustProxy === true,
     endpoints: () => ({ httpUrl: listening!.url, host, pgPort: listening!.pgPort }),

@@ -100,7 +100,12 @@ export class AuditTrail {
     c.on('error', () => {})
     try {
       await c.connect()
-      await c.query(`delete from pgauthorize.audit_log where at < now() - make_interval(days => $1)`, [this.#opts.retentionDays ?? 30])
+      const days = this.#opts.retentionDays ?? 30
+      // The owner's SECURITY DEFINER function (sql/0009): the gateway role may append, not delete.
+      await c.query('select pgauthorize.purge_audit_log($1)', [days]).catch(async (err: { code?: string }) => {
+        if (err.code !== '42883') throw err
+        await c.query(`delete from pgauthorize.audit_log where at < now() - make_interval(days => $1)`, [days])
+      })
     } catch {
       // Retention is retried next hour.
     } finally {

@@ -1,7 +1,7 @@
 /** `setup` is idempotent and complete; `uninstall` removes it; bad input leaves nothing half-installed. */
 import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
-import { setup, setupFingerprint, uninstall } from '../../src/database/setup.js'
+import { gatewayUrl, setup, setupFingerprint, uninstall } from '../../src/database/setup.js'
 import { withOwner } from '../../src/database/providers.js'
 import { LATEST_VERSION, loadMigrations } from '../../src/database/migrations.js'
 import { freePort } from '../../src/database/embedded.js'
@@ -31,7 +31,7 @@ test('setup grants existing tables, and a second run changes nothing', async () 
     await c.query(`insert into notes (body) values ('hello')`)
   })
   const first = await setup(url)
-  assert.deepEqual(first.rolesCreated.sort(), db.major && first.rolesCreated.length ? ['anonymous', 'authenticated'] : first.rolesCreated)
+  assert.deepEqual(first.rolesCreated.sort(), db.major && first.rolesCreated.length ? ['anonymous', 'authenticated', 'pgauthorize_gateway'] : first.rolesCreated)
   assert.deepEqual(first.applied, loadMigrations().map((m) => `${String(m.version).padStart(4, '0')}_${m.name}`))
   const before = await setupFingerprint(url)
   const second = await setup(url)
@@ -63,12 +63,12 @@ test('uninstall removes what setup installed and leaves user data; setup works a
     const r = await c.query(`select
       (select count(*)::int from pg_namespace where nspname in ('auth', 'pgauthorize')) as schemas,
       (select count(*)::int from keep) as rows,
-      (select count(*)::int from pg_roles where rolname in ('authenticated', 'anonymous') and rolcanlogin) as login_roles`)
+      (select count(*)::int from pg_roles where rolname in ('authenticated', 'anonymous', 'pgauthorize_gateway') and rolcanlogin) as login_roles`)
     return r.rows[0]
   })
   // Roles other databases of this server still use (this file sets up several) keep their login.
   assert.deepEqual(state, { schemas: 0, rows: 2, login_roles: res.sharedRoles.length })
-  assert.equal(res.droppedRoles.length + res.keptRoles.length + res.sharedRoles.length, 2)
+  assert.equal(res.droppedRoles.length + res.keptRoles.length + res.sharedRoles.length, 3)
   const again = await setup(url)
   assert.equal(again.version, LATEST_VERSION())
   const ctx = await openDatabaseContext(url)
@@ -162,6 +162,10 @@ test('the CLI: setup prints both connection strings without the owner password; 
   assert.ok(!r.stdout.includes(password) && !r.stderr.includes(password), 'owner password printed')
   assert.match(r.stdout, /postgresql:\/\/authenticated@[^\s]+\/setup_cli/)
   assert.match(r.stdout, /owner/i)
+  // The gateway role's connection string, its password masked.
+  const gatewayPassword = new URL(await gatewayUrl(url)).password
+  assert.match(r.stdout, /postgresql:\/\/pgauthorize_gateway:\*\*\*\*@[^\s]+\/setup_cli/)
+  assert.ok(!r.stdout.includes(gatewayPassword) && !r.stdout.includes(decodeURIComponent(gatewayPassword)), 'gateway password printed')
   const again = await runCli(['setup'], { env: { DATABASE_URL: url } })
   assert.equal(again.code, 0, again.stderr)
   assert.match(again.stdout, /up to date/i)

@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises'
 import os from 'node:os'
 import path from 'node:path'
 import { neon, neonConfig } from '@neondatabase/serverless'
-import { setup, uninstall } from '../../src/database/setup.js'
+import { gatewayUrl, setup, uninstall } from '../../src/database/setup.js'
 import { addProvider, withOwner } from '../../src/database/providers.js'
 import { ensureKeys } from '../../src/keys/keydir.js'
 import { serveJwks, type JwksServer } from '../../src/jwks/serve.js'
@@ -45,8 +45,12 @@ test("uninstalling a second database keeps the shared roles, and the first datab
   await setup(first)
   await withOwner(first, (c) => addProvider(c, { name: 'app', jwksUrl: jwks.url, roles: ['authenticated'] }))
   await setup(second)
+  // The gateway role is cluster-wide too: the second setup kept its password, so the first's gateway,
+  // running as that role (no owner rights), still logs in.
+  const gatewayFirst = await gatewayUrl(first)
+  assert.equal(new URL(await gatewayUrl(second)).password, new URL(gatewayFirst).password)
 
-  gw = await startGateway({ databaseUrl: first, port: 0, pgPort: false })
+  gw = await startGateway({ databaseUrl: gatewayFirst, port: 0, pgPort: false })
   neonConfig.fetchEndpoint = `${gw.url}/sql`
   const sql = neon(`postgresql://authenticated@db.localtest.me/${db.database}`, { authToken: token })
   const whoami = async () => ((await sql`select current_user as u, auth.user_id() as sub`) as Array<{ u: string; sub: string }>)[0]
@@ -57,13 +61,18 @@ test("uninstalling a second database keeps the shared roles, and the first datab
   // On a shared server (TEST_DATABASE_URL) other test databases use the roles too: the list names them all.
   assert.match(r.stdout, new RegExp(`kept role authenticated unchanged: still used by databases? (?:\\S+, )*${db.database}\\b`))
   assert.match(r.stdout, new RegExp(`kept role anonymous unchanged: still used by databases? (?:\\S+, )*${db.database}\\b`))
+  assert.match(r.stdout, new RegExp(`kept role pgauthorize_gateway unchanged: still used by databases? (?:\\S+, )*${db.database}\\b`))
 
   const roles = await withOwner(first, async (c) =>
-    (await c.query(`select rolname, rolcanlogin from pg_roles where rolname in ('authenticated', 'anonymous') order by 1`)).rows)
-  assert.deepEqual(roles, [{ rolname: 'anonymous', rolcanlogin: true }, { rolname: 'authenticated', rolcanlogin: true }])
+    (await c.query(`select rolname, rolcanlogin from pg_roles where rolname in ('authenticated', 'anonymous', 'pgauthorize_gateway') order by 1`)).rows)
+  assert.deepEqual(roles, [
+    { rolname: 'anonymous', rolcanlogin: true },
+    { rolname: 'authenticated', rolcanlogin: true },
+    { rolname: 'pgauthorize_gateway', rolcanlogin: true },
+  ])
   // A new login, not a pooled one: the first database's gateway can still log in as the role.
   await gw.close()
-  gw = await startGateway({ databaseUrl: first, port: 0, pgPort: false })
+  gw = await startGateway({ databaseUrl: gatewayFirst, port: 0, pgPort: false })
   neonConfig.fetchEndpoint = `${gw.url}/sql`
   assert.deepEqual(await whoami(), { u: 'authenticated', sub: 'user-1' })
 
@@ -78,6 +87,6 @@ test("uninstalling a second database keeps the shared roles, and the first datab
     for (const r of last.sharedRoles) assert.ok(!r.databases.includes(db.database), `${r.role} still names the uninstalled database`)
   } else {
     assert.deepEqual(last.sharedRoles, [])
-    assert.deepEqual(last.droppedRoles.sort(), ['anonymous', 'authenticated'])
+    assert.deepEqual(last.droppedRoles.sort(), ['anonymous', 'authenticated', 'pgauthorize_gateway'])
   }
 })

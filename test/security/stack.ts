@@ -18,7 +18,7 @@ import { Client as NeonClient, neonConfig } from '@neondatabase/serverless'
 import pg from 'pg'
 import ws from 'ws'
 import { startEmbeddedPostgres, type EmbeddedPostgresHandle } from '../../src/database/embedded.js'
-import { setup, type SetupOptions } from '../../src/database/setup.js'
+import { gatewayUrl, setup, type SetupOptions } from '../../src/database/setup.js'
 import { addProvider, withOwner } from '../../src/database/providers.js'
 import { loadDemo, DEMO_USERS, type DemoUser } from '../../src/dev/demo.js'
 import { startGateway, type Gateway, type GatewayOptions } from '../../src/gateway/gateway.js'
@@ -57,6 +57,11 @@ export interface StackOptions {
   setup?: SetupOptions
   /** Receives every line of the server's log. */
   onServerLog?: (line: string) => void
+  /**
+   * Run the gateway with the owner's URL. Default false: it runs as the least-privilege gateway role
+   * (`pgauthorize_gateway`, issue 19), as production should, so every suite on this stack checks that role.
+   */
+  asOwner?: boolean
 }
 
 export interface Stack {
@@ -71,7 +76,10 @@ export interface Stack {
   gatewayEvents: GatewayEvent[]
   /** `connection authorized` log lines of the restricted roles, counted since start. */
   restrictedLogins(): number
-  /** `connection authorized` log lines of the owner (the server's superuser here), counted since start. */
+  /**
+   * `connection authorized` log lines of the gateway's own credentials (the gateway role) and of the owner
+   * (the server's superuser here), counted since start.
+   */
   ownerLogins(): number
   /** The server log's lines so far (the last 50,000). */
   serverLog(): string[]
@@ -139,7 +147,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     options.onServerLog?.(line)
     for (const l of line.split('\n')) {
       if (/connection authorized: user=(authenticated|anonymous)\b/.test(l)) logins++
-      else if (/connection authorized: user=postgres\b/.test(l)) ownerLogins++
+      else if (/connection authorized: user=(postgres|pgauthorize_gateway)\b/.test(l)) ownerLogins++
       log.push(l)
     }
     if (log.length > 60_000) log.splice(0, log.length - 50_000)
@@ -183,7 +191,7 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
     const verifierEvents: Verification[] = []
     const gatewayEvents: Stack['gatewayEvents'] = []
     const gateway = await startGateway({
-      databaseUrl: ownerUrl,
+      databaseUrl: options.asOwner ? ownerUrl : await gatewayUrl(ownerUrl),
       port: 0,
       pgPort: 0,
       poolSize: options.poolSize ?? 4,

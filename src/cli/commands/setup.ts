@@ -122,6 +122,7 @@ anonymous (logging in with a secret password only the gateway reads), and Neon's
     const db = encodeURIComponent(result.database)
     const strings = {
       owner: maskUrl(url),
+      ...(result.gateway ? { gateway: result.gateway.url } : {}),
       authenticated: `postgresql://authenticated@${host}:${pgPort}/${db}`,
       sqlEndpoint: `http://${host}:${httpPort}/sql`,
     }
@@ -149,6 +150,11 @@ anonymous (logging in with a secret password only the gateway reads), and Neon's
     io.stdout('')
     io.stdout('Connection strings:')
     io.stdout(`  owner (migrations, full rights):      ${strings.owner}`)
+    if (strings.gateway) {
+      io.stdout(`  gateway (serve and createAuthorizer; no owner rights):`)
+      io.stdout(`                                        ${strings.gateway}`)
+      io.stdout(`    its password, as the owner: select password from pgauthorize.gateway_credentials`)
+    }
     io.stdout(`  authenticated (your app, through the gateway, the JWT is the credential):`)
     io.stdout(`                                        ${strings.authenticated}`)
     io.stdout(`  SQL over HTTP (@neondatabase/serverless: neonConfig.fetchEndpoint): ${strings.sqlEndpoint}`)

@@ -8,7 +8,7 @@ import type { GatewayEvent } from '../../../src/observability/events.js'
 import { neon, neonConfig, type NeonQueryFunction } from '@neondatabase/serverless'
 import pg from 'pg'
 import { PgAuthorizeError } from '../../../src/errors.js'
-import { openDatabaseContext, setup, type DatabaseContext } from '../../../src/database/index.js'
+import { gatewayUrl, openDatabaseContext, setup, type DatabaseContext } from '../../../src/database/index.js'
 import { GatewayPools, type GatewayPoolsOptions } from '../../../src/gateway/http/pool.js'
 import { createSqlHttpHandler, type SqlHttpHandlerOptions } from '../../../src/gateway/http/handler.js'
 import { serveHttp, type HttpServerHandle } from '../../../src/gateway/http/node.js'
@@ -42,7 +42,8 @@ export async function startStack(options: StackOptions = {}): Promise<Stack> {
   const db = await createTestDatabase()
   try {
     await setup(db.url)
-    const ctx = await openDatabaseContext(db.url)
+    // What the gateway loads, loaded as the least-privilege gateway role (issue 19), as `serve` does.
+    const ctx = await openDatabaseContext(await gatewayUrl(db.url))
     const owner = new pg.Client(db.url)
     await owner.connect()
     const events: Stack['events'] = []
