@@ -38,14 +38,19 @@ test('backend key, ParameterStatus at login, and ReadyForQuery statuses seen bef
     assert.equal(key.processId, (await c.query<{ pid: number }>('select pg_backend_pid() as pid')).rows[0]!.pid)
     assert.equal(typeof key.secretKey, 'number')
     let status = ''
-    onReadyForQuery(c, (s) => (status = s))
-    // The listener runs first: whoever awaits the query already sees the status of its reply.
+    const seen: string[] = []
+    onReadyForQuery(c, (s) => {
+      status = s
+      seen.push(s)
+    })
+    // The listener runs first: whoever awaits a successful query already sees the status of its reply.
     await c.query('begin')
     assert.equal(status, 'T')
+    // A failed query settles on its ErrorResponse, before its ReadyForQuery: the E shows by the next reply.
     await c.query('select 1/0').catch(() => {})
-    assert.equal(status, 'E')
     await c.query('rollback')
     assert.equal(status, 'I')
+    assert.deepEqual(seen.slice(-3), ['T', 'E', 'I'])
     assert.equal(isReadyForQuery(c), true)
     const slow = c.query('select pg_sleep(0.2)')
     assert.equal(isReadyForQuery(c), false, 'a reply is pending')
