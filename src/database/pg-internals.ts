@@ -23,6 +23,30 @@ export type PgConnection = pg.Connection & {
   sendCopyFail(msg: string): void
 }
 
+/**
+ * Writes `steps` as one pipeline on `connection` (what a pg submittable's `submit` receives): for each,
+ * Parse/Bind/(Describe when captured)/Execute through the extended protocol with untyped text params,
+ * then a single Sync, corked into as few writes as the socket allows.
+ */
+export function writePipeline(
+  connection: pg.Connection,
+  steps: readonly { text: string; values: readonly (string | null)[]; capture: boolean }[],
+): void {
+  const con = connection as PgConnection
+  con.stream.cork?.()
+  try {
+    for (const s of steps) {
+      con.parse({ text: s.text, types: [] })
+      con.bind({ values: s.values })
+      if (s.capture) con.describe({ type: 'P' })
+      con.execute({ rows: 0 })
+    }
+    con.sync()
+  } finally {
+    con.stream.uncork?.()
+  }
+}
+
 interface ClientInternals {
   processID: number | null | undefined
   secretKey: number | null | undefined

@@ -16,7 +16,7 @@
  */
 import type pg from 'pg'
 import { PgAuthorizeError } from '../../errors.js'
-import type { PgConnection } from '../../database/pg-internals.js'
+import { writePipeline, type PgConnection } from '../../database/pg-internals.js'
 
 /** One statement of a request. */
 export interface Step {
@@ -104,19 +104,7 @@ export class Pipeline {
 
   /** Called by pg when the connection is ready: writes every step and one Sync. */
   submit(connection: pg.Connection): void {
-    const con = connection as PgConnection
-    con.stream.cork?.()
-    try {
-      for (const s of this.#steps) {
-        con.parse({ text: s.text, types: [] })
-        con.bind({ values: s.values })
-        if (s.capture) con.describe({ type: 'P' })
-        con.execute({ rows: 0 })
-      }
-      con.sync()
-    } finally {
-      con.stream.uncork?.()
-    }
+    writePipeline(connection, this.#steps)
   }
 
   handleRowDescription(msg: { fields: ProtocolField[] }): void {

@@ -7,6 +7,7 @@
  * @module
  */
 import type pg from 'pg'
+import { writePipeline, type PgConnection } from '../../database/pg-internals.js'
 
 export interface PipelineStep {
   text: string
@@ -19,16 +20,6 @@ export interface StepResult {
   rows: (string | null)[][]
   /** The command tag (`SELECT 1`, `INSERT 0 3`). */
   command: string
-}
-
-type Connection = pg.Connection & {
-  stream: { cork?(): void; uncork?(): void }
-  parse(q: { text: string; types: number[] }): void
-  bind(c: { values: readonly (string | null)[] }): void
-  describe(c: { type: 'P' }): void
-  execute(c: { rows: number }): void
-  sync(): void
-  sendCopyFail(msg: string): void
 }
 
 /** A pg "submittable": `client.query(new RestPipeline(steps))`, then await `.promise`. */
@@ -61,19 +52,7 @@ export class RestPipeline {
   failedStep = -1
 
   submit(connection: pg.Connection): void {
-    const con = connection as Connection
-    con.stream.cork?.()
-    try {
-      for (const s of this.#steps) {
-        con.parse({ text: s.text, types: [] })
-        con.bind({ values: s.values })
-        if (s.capture) con.describe({ type: 'P' })
-        con.execute({ rows: 0 })
-      }
-      con.sync()
-    } finally {
-      con.stream.uncork?.()
-    }
+    writePipeline(connection, this.#steps)
   }
 
   handleRowDescription(): void {}
@@ -102,7 +81,7 @@ export class RestPipeline {
 
   handleCopyInResponse(connection: pg.Connection): void {
     // Never asked for by the builder; refuse it the way /sql does so the connection ends in a known state.
-    const con = connection as Connection
+    const con = connection as PgConnection
     con.sendCopyFail('COPY FROM STDIN is not supported')
     if (this.#step === this.#steps.length - 1) con.sync()
   }
