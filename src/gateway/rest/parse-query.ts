@@ -131,27 +131,30 @@ class Cursor {
   }
 }
 
+/** The rest of a `"quoted"` token after its opening quote: `\\x` escapes x; refused past `limits.maxToken`. */
+function readQuoted(c: Cursor, limits: ParseLimits, tooLong: string): string {
+  let out = ''
+  for (;;) {
+    if (c.done) throw c.fail('closing quote')
+    const ch = c.s[c.i]!
+    if (ch === '\\' && c.i + 1 < c.s.length) {
+      out += c.s[c.i + 1]
+      c.i += 2
+    } else if (ch === '"') {
+      c.i++
+      return out
+    } else {
+      out += ch
+      c.i++
+    }
+    if (out.length > limits.maxToken) throw parseError(tooLong)
+  }
+}
+
 /** A field name: `"quoted"` (with `""`/`\"` escapes) or letters, digits, `_`, `$`, space and `-` (not `->`). */
 function readName(c: Cursor, limits: ParseLimits): string {
+  if (c.eat('"')) return readQuoted(c, limits, `a name in ${c.what} is longer than ${limits.maxToken} characters`)
   let out = ''
-  if (c.eat('"')) {
-    for (;;) {
-      if (c.done) throw c.fail('closing quote')
-      const ch = c.s[c.i]!
-      if (ch === '\\' && c.i + 1 < c.s.length) {
-        out += c.s[c.i + 1]
-        c.i += 2
-      } else if (ch === '"') {
-        c.i++
-        break
-      } else {
-        out += ch
-        c.i++
-      }
-      if (out.length > limits.maxToken) throw parseError(`a name in ${c.what} is longer than ${limits.maxToken} characters`)
-    }
-    return out
-  }
   while (!c.done) {
     const ch = c.s[c.i]!
     if (/[A-Za-z0-9_$ \u0080-\uffff]/.test(ch) || (ch === '-' && c.s[c.i + 1] !== '>')) {
@@ -323,24 +326,8 @@ function parseList(text: string, limits: ParseLimits, what: string): string[] {
 
 /** A value inside a list or logic tree: ends at `,` or `)` unless quoted; `{...}` and `(...)` kept whole in trees. */
 function readValue(c: Cursor, limits: ParseLimits, tree: boolean): string {
+  if (c.eat('"')) return readQuoted(c, limits, 'a value is too long')
   let out = ''
-  if (c.eat('"')) {
-    for (;;) {
-      if (c.done) throw c.fail('closing quote')
-      const ch = c.s[c.i]!
-      if (ch === '\\' && c.i + 1 < c.s.length) {
-        out += c.s[c.i + 1]
-        c.i += 2
-      } else if (ch === '"') {
-        c.i++
-        return out
-      } else {
-        out += ch
-        c.i++
-      }
-      if (out.length > limits.maxToken) throw parseError('a value is too long')
-    }
-  }
   let braces = 0
   while (!c.done) {
     const ch = c.s[c.i]!
