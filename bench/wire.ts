@@ -33,7 +33,9 @@ export async function benchWire(o: BenchOptions, stack: Stack): Promise<Figure[]
   const direct = new URL(String(ctx.roleConnectionConfig('authenticated').connectionString))
   const rolePassword = decodeURIComponent(direct.password)
   direct.password = ''
-  const gw = await startGateway({ databaseUrl: stack.ownerUrl, port: 0, pgPort: 0 })
+  // pgbench's clients all log in as one identity: lift the per-identity session limit (default 20) so the
+  // 32-client figure measures the relay, not the limit.
+  const gw = await startGateway({ databaseUrl: stack.ownerUrl, port: 0, pgPort: 0, wireLimits: { maxSessionsPerIdentity: 0 } })
   const pipeProxy = net.createServer((c) => {
     const up = net.connect(Number(direct.port), direct.hostname)
     c.setNoDelay(true)

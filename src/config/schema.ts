@@ -64,6 +64,7 @@ export const SETTINGS = [
   s('allowInsecurePassword', 'bool', false, 'accept JWTs without TLS from non-loopback clients'),
   s('poolSize', 'int', 10, 'connections per database and role', { min: 1, max: 10_000 }),
   s('poolTimeout', 'int', 5000, 'ms a request waits for a pooled connection before a clear error', { min: 1, max: 3_600_000 }),
+  s('poolerUrl', 'url', undefined, 'postgresql://HOST:PORT of a transaction-mode PgBouncer for HTTP and Data API queries (wire and WebSocket stay direct)'),
   s('poolIdentityShare', 'int', 50, 'percent of a pool one identity (provider + sub) may hold at once; past it 429 (0: no caps)', { min: 0, max: 100 }),
   s('poolIdentityQueue', 'int', 10, 'requests one identity may have waiting beyond its share before 429', { min: 0, max: 100_000 }),
   s('wireMaxSessionsPerIdentity', 'int', 20, 'wire and WebSocket sessions one identity may have open (0: no limit)', { min: 0, max: 1_000_000 }),

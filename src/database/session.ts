@@ -26,6 +26,7 @@
 import { createHmac } from 'node:crypto'
 import type pg from 'pg'
 import { PgAuthorizeError } from '../errors.js'
+import { quoteLiteral } from './connect.js'
 
 /** The setting that holds the sealed claims. */
 export const SESSION_SETTING = 'pg_authorize.session'
@@ -168,6 +169,17 @@ export const RESET_SESSION_SQL = ['ROLLBACK', ...UNDO_SESSION_STATE, CLEAR_CLAIM
  * own, transaction-locally.
  */
 export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([...UNDO_SESSION_STATE, 'COMMIT'])
+
+/**
+ * {@link RESET_SESSION_STEPS} that also sets `settings` for the session right after its `RESET ALL`: for a
+ * connection through a transaction-mode pooler, whose startup packet cannot carry them (gateway/http/pooler.ts).
+ * The names and values are the gateway's own (session defaults, setup's time limits), quoted as literals.
+ */
+export function resetSessionStepsWith(settings: ReadonlyArray<readonly [string, string]>): readonly string[] {
+  if (settings.length === 0) return RESET_SESSION_STEPS
+  const set = 'select ' + settings.map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`).join(', ')
+  return Object.freeze([...UNDO_SESSION_STATE, set, 'COMMIT'])
+}
 
 /**
  * Runs `fn` inside one transaction on `client` with `claims` installed transaction-locally, then commits

@@ -27,6 +27,7 @@ import { listen, urlHost } from '../lib/listen.js'
 import { createSqlCore, webHandler } from './http/handler.js'
 import { createNodeListener, createNodeSqlListener } from './http/node.js'
 import { GatewayPools } from './http/pool.js'
+import { parsePoolerUrl, throughPooler } from './http/pooler.js'
 import { createRouter, errorResponse, type FetchHandler } from './router.js'
 import { createWireGateway, type WireGateway, type WireLimits } from './wire/server.js'
 import type { WorkerHooks } from './cluster.js'
@@ -52,6 +53,11 @@ export interface GatewayOptions {
   poolSize?: number
   /** How long a request waits for a pooled connection, ms. Default 5000. */
   poolTimeoutMs?: number
+  /**
+   * `postgresql://HOST:PORT` of a transaction-mode pooler (PgBouncer) that HTTP and Data API queries go
+   * through (http/pooler.ts); wire and WebSocket sessions stay direct. Default: none, straight to Postgres.
+   */
+  poolerUrl?: string
   /**
    * Each identity's share of an HTTP pool (provider + `sub`; anonymous requests share one): at most
    * `perIdentity` connections at once (default half the pool) and `queuePerIdentity` waiting (default the
@@ -138,6 +144,8 @@ function sameSecret(presented: string, expected: string): boolean {
 /** Starts the gateway's listeners. Verifies the default database is set up before listening. */
 export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   const host = options.host ?? '127.0.0.1'
+  // Refused before anything is opened.
+  const pooler = options.poolerUrl !== undefined ? parsePoolerUrl(options.poolerUrl) : undefined
   const logger = options.logger ?? silentLogger
   const makeAudit = (a: GatewayOptions['audit']) =>
     a ? new AuditTrail({ logger, tableUrl: a.table ? options.databaseUrl : undefined, retentionDays: a.retentionDays ?? 30 }) : undefined
@@ -174,7 +182,10 @@ export async function startGateway(options: GatewayOptions): Promise<Gateway> {
   await databases.open()
 
   pools = new GatewayPools({
-    connectionConfig: (database, role) => databases.connectionConfig(database, role),
+    connectionConfig: pooler
+      ? async (database, role) => throughPooler(await databases.connectionConfig(database, role), pooler)
+      : (database, role) => databases.connectionConfig(database, role),
+    transactionPooler: pooler !== undefined,
     max: options.poolSize ?? 10,
     acquireTimeoutMillis: options.poolTimeoutMs ?? 5000,
     loginAsRole: (target, connect) => databases.loginAsRole(target, 'http', connect),

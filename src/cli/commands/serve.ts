@@ -81,6 +81,7 @@ export function gatewayOptions(config: GatewayConfig): GatewayOptions {
     allowInsecurePassword: config.allowInsecurePassword,
     poolSize: config.poolSize,
     poolTimeoutMs: config.poolTimeout,
+    ...(config.poolerUrl ? { poolerUrl: config.poolerUrl } : {}),
     fairShare: config.poolIdentityShare === 0 ? false : {
       perIdentity: Math.max(1, Math.floor((config.poolSize * config.poolIdentityShare) / 100)),
       queuePerIdentity: config.poolIdentityQueue,

@@ -28,6 +28,10 @@
  *   one that takes it during that reset waits for it and needs none of its own.
  * - Every reset has a deadline (`resetTimeoutMillis`): a connection that misses it is closed, never kept
  *   waiting behind a reply that will not come (issue 23: a COPY left a connection waiting forever).
+ * - Through a transaction-mode pooler (`transactionPooler`, see pooler.ts) a connection is a path to
+ *   whichever server connection is free, so its session state says nothing: every lease carries the reset
+ *   as its prelude (which also sets the startup options, kept out of the startup packet), and there is no
+ *   idle reset (it would reset some other server connection).
  *
  * @example
  * const pools = new GatewayPools({ connectionConfig: async (db, role) => ({ host, port, database: db, user: role, password }) })
@@ -38,7 +42,7 @@
  */
 import pg from 'pg'
 import { PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
-import { RESET_SESSION_SQL, RESET_SESSION_STEPS } from '../../database/session.js'
+import { RESET_SESSION_SQL, RESET_SESSION_STEPS, resetSessionStepsWith } from '../../database/session.js'
 import { SESSION_OPTIONS } from '../../database/context.js'
 import { RoleTaintedError, checkSession } from '../../database/role-repair.js'
 import { backendKey, destroySocket, isReadyForQuery, onReadyForQuery } from '../../database/pg-internals.js'
@@ -47,6 +51,7 @@ import type { EventSink } from '../../observability/events.js'
 import { sendCancelRequest } from '../protocol.js'
 import type { Step } from './execute.js'
 import { FairShare, FairShareRefusal } from './fair-share.js'
+import { parseStartupOptions } from './pooler.js'
 
 export interface GatewayPoolsOptions {
   /** How to log in to `database` as `role` (host, port, user = role, its stored password, ssl...). */
@@ -78,6 +83,12 @@ export interface GatewayPoolsOptions {
    * is checked with `checkSession` before it is used, and a tainted one is discarded.
    */
   loginAsRole?<T>(target: { database: string; role: string }, connect: () => Promise<T>): Promise<T>
+  /**
+   * The connections go through a transaction-mode pooler (pooler.ts): every lease carries the reset, which
+   * also applies the startup options; acquire with `{ pipelineReset: true }` and run the prelude in the
+   * same pipeline as the statements. Default false.
+   */
+  transactionPooler?: boolean
   /** Hook for logs/metrics; never receives secrets. */
   onEvent?: EventSink
 }
@@ -120,6 +131,8 @@ interface Entry {
   leased: number
   /** The slot counter in front of `pool`; undefined without fair share. */
   share: FairShare | undefined
+  /** The reset as pipeline steps (through a pooler, with the startup options in it). */
+  reset: readonly Step[]
 }
 
 /** Who is asking for a connection, for the fair share (never logged as is: the sub is hashed). */
@@ -144,8 +157,10 @@ interface SessionState {
 
 const sessions = new WeakMap<pg.ClientBase, SessionState>()
 
-/** The reset as pipeline steps, built once (not captured: they are the gateway's own). */
-const RESET_PRELUDE: readonly Step[] = RESET_SESSION_STEPS.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
+/** Pipeline steps of the gateway's own (not captured) for each statement. */
+const ownSteps = (texts: readonly string[]): readonly Step[] => texts.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
+/** The reset as pipeline steps, built once. */
+const RESET_PRELUDE = ownSteps(RESET_SESSION_STEPS)
 const NO_STEPS: readonly Step[] = []
 
 const noop = () => {}
@@ -167,6 +182,7 @@ export class GatewayPools {
       cancelTimeoutMillis: options.cancelTimeoutMillis ?? 1_000,
       idleResetMillis: options.idleResetMillis ?? 50,
       resetTimeoutMillis: options.resetTimeoutMillis ?? 5_000,
+      transactionPooler: options.transactionPooler ?? false,
       onEvent: options.onEvent,
       loginAsRole: options.loginAsRole,
     }
@@ -192,6 +208,8 @@ export class GatewayPools {
     options: { pipelineReset?: boolean; identity?: PoolIdentity } = {},
   ): Promise<Lease> {
     if (this.#closed) throw new PgAuthorizeError('ERR_SHUTTING_DOWN', 'the gateway is shutting down')
+    // A reset of its own would land on some server connection, the caller's statements on another.
+    if (this.#opts.transactionPooler && !options.pipelineReset) throw new Error('through a transaction pooler, acquire with { pipelineReset: true }')
     const entry = await this.#entry(database, role)
     const share = entry.share
     if (share === undefined) return this.#lease(entry, database, role, signal, options, undefined)
@@ -341,14 +359,18 @@ export class GatewayPools {
       throw new PgAuthorizeError('ERR_DB_CONNECT', `no connection settings for role "${role}"`, { cause: err })
     }
     // Startup options every gateway connection gets: the Postgres defaults Neon's client parsers expect.
+    // Through a transaction-mode pooler they are set by each request's reset instead (pooler.ts).
     const options = !config.options
       ? SESSION_OPTIONS
       : config.options.includes(SESSION_OPTIONS)
         ? config.options
         : `${SESSION_OPTIONS} ${config.options}`
+    const pooled = this.#opts.transactionPooler
+    const reset = pooled ? ownSteps(resetSessionStepsWith(parseStartupOptions(options))) : RESET_PRELUDE
+    const { options: _sent, ...rest } = config
     const pool = new pg.Pool({
-      ...config,
-      options,
+      ...rest,
+      ...(pooled ? {} : { options }),
       max: this.#opts.max,
       idleTimeoutMillis: this.#opts.idleTimeoutMillis,
       connectionTimeoutMillis: this.#opts.acquireTimeoutMillis,
@@ -374,7 +396,7 @@ export class GatewayPools {
       onReadyForQuery(client, (status) => { session.status = status })
     })
     const share = this.#share && new FairShare({ slots: this.#opts.max, ...this.#share })
-    const entry: Entry = { database, role, pool, leased: 0, share }
+    const entry: Entry = { database, role, pool, leased: 0, share, reset }
     this.#settled.add(entry)
     return entry
   }
@@ -403,6 +425,7 @@ interface LeaseOptions {
   cancelTimeoutMillis: number
   idleResetMillis: number
   resetTimeoutMillis: number
+  transactionPooler: boolean
   onEvent?: EventSink | undefined
 }
 
@@ -423,7 +446,7 @@ class PooledLease implements Lease {
     this.#entry = entry
     this.#opts = opts
     this.#session = session
-    this.prelude = session.dirty ? RESET_PRELUDE : NO_STEPS
+    this.prelude = session.dirty || opts.transactionPooler ? entry.reset : NO_STEPS
   }
 
   get database(): string {
@@ -440,7 +463,7 @@ class PooledLease implements Lease {
     if (this.#session.status === 'I' && isReadyForQuery(this.client)) {
       this.#session.dirty = true
       this.#giveBack(undefined)
-      this.#scheduleIdleReset()
+      if (!this.#opts.transactionPooler) this.#scheduleIdleReset()
       return
     }
     // Not awaited: the caller's response does not wait for the reset. The connection goes back to the

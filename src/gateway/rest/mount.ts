@@ -195,10 +195,11 @@ export function mountRest(deps: { databases: Authenticator; pools: GatewayPools;
     },
     catalog(database, role) {
       return async (fn) => {
-        // The pool resets the connection itself (no pipelineReset); no claims: the catalog is the role's.
-        const lease = await pools.acquire(database, role)
+        // The reset and BEGIN in one simple query (one round trip, and one server connection through a
+        // transaction-mode pooler); no claims: the catalog is the role's.
+        const lease = await pools.acquire(database, role, undefined, { pipelineReset: true })
         try {
-          await lease.client.query('BEGIN READ ONLY')
+          await lease.client.query([...lease.prelude.map((step) => step.text), 'BEGIN READ ONLY'].join('; '))
           const value = await fn(async (sql, values) => (await lease.client.query(sql, values)).rows as Record<string, unknown>[])
           await lease.client.query('COMMIT')
           lease.release()
