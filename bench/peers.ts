@@ -65,12 +65,12 @@ export async function startGatewayChild(stack: Stack, workers: number, extra: st
   const port = await freePort()
   const pgPort = await freePort()
   const child = spawnCli([
-    ...extra,
     'serve', '--database-url', stack.ownerUrl, '--port', String(port), '--pg-port', String(pgPort),
     '--pool-size', String(POOL), '--log-level', 'warn', '--workers', String(workers),
     // pgbench's clients share one token and connect at once, and the hand-written API has no fair share:
     // the per-identity limits are not what is measured here (figure b measures the fair share's cost).
     '--wire-max-sessions-per-identity', '0', '--wire-max-startup-per-address', '0', '--pool-identity-share', '0',
+    ...extra,
   ])
   await waitForLine(child, /gateway ready/, 60_000)
   drain(child)

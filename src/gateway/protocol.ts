@@ -162,7 +162,10 @@ export function sendCancelRequest(
     socket.setTimeout(timeoutMs, () => socket.destroy())
     socket.on('error', () => socket.destroy())
     socket.on('close', () => resolve())
-    socket.on('connect', () => socket.end(cancelRequest(target.processId, target.secretKey)))
+    // Written, then the server's close awaited, as libpq does: no FIN of our own first. PgBouncer 1.18
+    // frees a cancel client that hangs up before its cancel is forwarded, then frees it again, and exits
+    // ("disconnect_client(): bad client state: 0", pgbouncer#801, fixed in 1.19).
+    socket.on('connect', () => socket.write(cancelRequest(target.processId, target.secretKey)))
   })
 }
 

@@ -48,10 +48,9 @@ import { RoleTaintedError, checkSession } from '../../database/role-repair.js'
 import { backendKey, destroySocket, isReadyForQuery, onReadyForQuery } from '../../database/pg-internals.js'
 import { identityKey, subjectHash } from '../../auth/identity.js'
 import type { EventSink } from '../../observability/events.js'
-import { sendCancelRequest } from '../protocol.js'
+import { parseOptionsParameter, sendCancelRequest } from '../protocol.js'
 import type { Step } from './execute.js'
 import { FairShare, FairShareRefusal } from './fair-share.js'
-import { parseStartupOptions } from './pooler.js'
 
 export interface GatewayPoolsOptions {
   /** How to log in to `database` as `role` (host, port, user = role, its stored password, ssl...). */
@@ -366,7 +365,7 @@ export class GatewayPools {
         ? config.options
         : `${SESSION_OPTIONS} ${config.options}`
     const pooled = this.#opts.transactionPooler
-    const reset = pooled ? ownSteps(resetSessionStepsWith(parseStartupOptions(options))) : RESET_PRELUDE
+    const reset = pooled ? ownSteps(resetSessionStepsWith(startupSettings(options))) : RESET_PRELUDE
     const { options: _sent, ...rest } = config
     const pool = new pg.Pool({
       ...rest,
@@ -562,4 +561,15 @@ function resetWithin(client: pg.ClientBase, ms: number): Promise<void> {
       },
     )
   })
+}
+
+/**
+ * The settings of a startup `options` string, for a pooler that cannot carry them. Refused when it holds
+ * anything else: these options come from `roleConnectionConfig`, and a setting silently dropped would be a
+ * time limit silently lost.
+ */
+function startupSettings(options: string): Array<[string, string]> {
+  const settings = parseOptionsParameter(options)
+  if (settings === null) throw new PgAuthorizeError('ERR_INVALID_CONFIG', 'the startup options hold more than -c name=value settings')
+  return settings
 }
