@@ -116,6 +116,8 @@ test('Postgres restarted during load: in-flight requests fail cleanly, nothing h
   let batches = 0
   const outcomes = { ok: 0, failed: 0, hung: 0 }
   const codes = new Set<string>()
+  /** One message per code, with its transport: what an unclean error was, when the assertion below fails. */
+  const samples = new Map<string, string>()
   const worker = async (i: number) => {
     const t: Transport = TRANSPORTS[i % TRANSPORTS.length]!
     while (!stop) {
@@ -133,6 +135,7 @@ test('Postgres restarted during load: in-flight requests fail cleanly, nothing h
       else {
         outcomes.failed++
         codes.add(out.code)
+        if (!samples.has(out.code)) samples.set(out.code, `${t}: ${out.message}`)
       }
       if (!out.ok) await new Promise((r) => setTimeout(r, 100))
     }
@@ -151,7 +154,7 @@ test('Postgres restarted during load: in-flight requests fail cleanly, nothing h
   assert.equal(outcomes.hung, 0, 'a request hung')
   assert.ok(outcomes.failed > 0, 'the restart went unnoticed: the test did not test anything')
   assert.ok(outcomes.ok > 0)
-  for (const c of codes) assert.match(c, /^(08|57|53|28|XX|HTTP5|CLIENT)/, `unclean error ${c}`)
+  for (const c of codes) assert.match(c, /^(08|57|53|28|XX|HTTP5|CLIENT)/, `unclean error ${c} (${samples.get(c)})`)
   // The stack's owner connection died with the restart: a new one.
   const partial = await withOwner(s.ownerUrl, (c) =>
     c.query(`select body, count(*)::int as n from notes where body like 'batch-%' group by body having count(*) <> 2`))
