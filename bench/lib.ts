@@ -258,23 +258,38 @@ export function findTool(name: string, extra: string[] = []): string | undefined
 /** Clock ticks per second of /proc/PID/stat's utime and stime (USER_HZ; 100 on Linux everywhere). */
 const USER_HZ = 100
 
-/** CPU seconds (user + system) used so far by `pid` and its live direct children (cluster workers). */
-export function cpuSeconds(pid: number): number {
-  const ticks = (p: number | string): { cpu: number; ppid: number } | undefined => {
+/**
+ * CPU seconds used so far by `pid` and its direct children, live (cluster workers, Postgres backends) and
+ * exited (the `cutime`/`cstime` of the ones it has reaped: a backend that ends between two readings keeps
+ * its CPU in the sum), in user and in system (kernel) time.
+ */
+export function cpuTimes(pid: number): { user: number; system: number } {
+  const ticks = (p: number | string) => {
     try {
       const stat = readFileSync(`/proc/${p}/stat`, 'utf8')
       // The command name (field 2) is in parentheses and may hold spaces: split after the last ')'.
       const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ')
-      return { ppid: Number(f[1]), cpu: Number(f[11]) + Number(f[12]) }
+      return { ppid: Number(f[1]), user: Number(f[11]), system: Number(f[12]), reapedUser: Number(f[13]), reapedSystem: Number(f[14]) }
     } catch {
       return undefined
     }
   }
-  let total = ticks(pid)?.cpu ?? 0
+  const own = ticks(pid)
+  let user = own ? own.user + own.reapedUser : 0
+  let system = own ? own.system + own.reapedSystem : 0
   for (const e of readdirSync('/proc')) {
     if (!/^\d+$/.test(e)) continue
     const t = ticks(e)
-    if (t && t.ppid === pid) total += t.cpu
+    if (t && t.ppid === pid) {
+      user += t.user
+      system += t.system
+    }
   }
-  return total / USER_HZ
+  return { user: user / USER_HZ, system: system / USER_HZ }
+}
+
+/** CPU seconds (user + system) of `pid` and its children; see {@link cpuTimes}. */
+export function cpuSeconds(pid: number): number {
+  const t = cpuTimes(pid)
+  return t.user + t.system
 }

@@ -34,7 +34,7 @@ import { freePort } from '../src/database/embedded.js'
 import { openDatabaseContext } from '../src/database/context.js'
 import { startPgBouncer } from '../test/helpers/pgbouncer.js'
 import {
-  cpuSeconds, findTool, fmt, median, noise, owner, pgbenchPath, ROOT, run, Skip, spawnCli, stopChild, waitForLine,
+  cpuSeconds, cpuTimes, findTool, fmt, median, noise, owner, pgbenchPath, ROOT, run, Skip, spawnCli, stopChild, waitForLine,
   type BenchOptions, type Figure, type Stack,
 } from './lib.js'
 
@@ -55,6 +55,8 @@ interface Load {
   rate: number
   /** Server CPU per request or transaction, µs. */
   cpuUs: number
+  /** Of which system (kernel) time, µs, when measured. */
+  systemUs?: number
   /** Postgres' CPU (postmaster and backends) per request, µs, when measured. */
   pgCpuUs?: number
   /** PgBouncer's CPU per request, µs, when measured. */
@@ -144,11 +146,11 @@ export async function wrk(tool: string, script: string, port: number, seconds: n
   const url = `http://127.0.0.1:${port}/sql`
   // Warm-up (JIT, pools, the token cache), not measured.
   await run(tool, ['-t2', `-c${CONNECTIONS}`, '-d1s', '-s', script, url])
-  const cpu0 = cpuSeconds(pid)
+  const cpu0 = cpuTimes(pid)
   const pg0 = pgPid ? cpuSeconds(pgPid) : 0
   const pooler0 = poolerPid ? cpuSeconds(poolerPid) : 0
   const out = await run(tool, ['-t2', `-c${CONNECTIONS}`, `-d${seconds}s`, '-s', script, url])
-  const cpu1 = cpuSeconds(pid)
+  const cpu1 = cpuTimes(pid)
   const pg1 = pgPid ? cpuSeconds(pgPid) : 0
   const pooler1 = poolerPid ? cpuSeconds(poolerPid) : 0
   const m = /RESULT (\d+) (\d+) (\d+)/.exec(out)
@@ -157,25 +159,32 @@ export async function wrk(tool: string, script: string, port: number, seconds: n
   if (errors > 0 || requests === 0) throw new Error(`wrk saw ${errors} errors (of ${requests} requests) against port ${port}:\n${out}`)
   return {
     rate: requests / (durationUs / 1e6),
-    cpuUs: ((cpu1 - cpu0) / requests) * 1e6,
+    cpuUs: ((cpu1.user + cpu1.system - cpu0.user - cpu0.system) / requests) * 1e6,
+    systemUs: ((cpu1.system - cpu0.system) / requests) * 1e6,
     ...(pgPid ? { pgCpuUs: ((pg1 - pg0) / requests) * 1e6 } : {}),
     ...(poolerPid ? { poolerCpuUs: ((pooler1 - pooler0) / requests) * 1e6 } : {}),
   }
 }
 
 async function pgbench(tool: string, url: string, password: string, clients: number, seconds: number, pid: number | undefined): Promise<Load> {
+  const sys0 = pid ? cpuTimes(pid).system : 0
   const cpu0 = pid ? cpuSeconds(pid) : 0
   const out = await run(tool, ['-S', '-n', '-M', 'prepared', '-c', String(clients), '-j', '2', '-T', String(seconds), url], {
     PGPASSWORD: password,
     PGSSLMODE: 'disable',
   })
   const cpu1 = pid ? cpuSeconds(pid) : 0
+  const sys1 = pid ? cpuTimes(pid).system : 0
   const tps = /tps = ([\d.]+) \((without|excluding)/.exec(out)
   const n = /number of transactions actually processed: (\d+)/.exec(out)
   if (!tps || !n) throw new Error('unexpected pgbench output:\n' + out)
   const failed = /number of failed transactions: (\d+)/.exec(out)
   if (failed && Number(failed[1]) > 0) throw new Error('pgbench transactions failed:\n' + out)
-  return { rate: Number(tps[1]), cpuUs: pid ? ((cpu1 - cpu0) / Number(n[1])) * 1e6 : NaN }
+  return {
+    rate: Number(tps[1]),
+    cpuUs: pid ? ((cpu1 - cpu0) / Number(n[1])) * 1e6 : NaN,
+    ...(pid ? { systemUs: ((sys1 - sys0) / Number(n[1])) * 1e6 } : {}),
+  }
 }
 
 /** The 32 identities of the HTTP load, their rows in `users` and `peer_users`, and the peer's policy. */
@@ -286,7 +295,7 @@ export async function benchPeersHttp(o: BenchOptions, stack: Stack): Promise<Fig
         id: 'h', name: `HTTP vs a hand-written jose+pg API (wrk, ${CONNECTIONS} connections, pool ${POOL})`, unit: 'req/s',
         a: g.map((x) => x.rate), b: a.map((x) => x.rate), label: 'hand-written API', measureUnit: 'hand-written',
         goal: '≥ 2x', goalTest: (x) => x >= 2,
-        note: `${await toolVersion(wrkTool, ['-v'])}; no-op Node floor ${fmt(median(n.map((x) => x.rate)))} req/s; server CPU per request: gateway ${us(g.map((x) => x.cpuUs))}, hand-written ${us(a.map((x) => x.cpuUs))}, no-op ${fmt(median(n.map((x) => x.cpuUs)), 1)} µs; Postgres CPU per request: behind the gateway ${us(g.map((x) => x.pgCpuUs!))}, behind the hand-written API ${us(a.map((x) => x.pgCpuUs!))}`,
+        note: `${await toolVersion(wrkTool, ['-v'])}; no-op Node floor ${fmt(median(n.map((x) => x.rate)))} req/s; server CPU per request (of which kernel): gateway ${us(g.map((x) => x.cpuUs))} (${us(g.map((x) => x.systemUs!))}), hand-written ${us(a.map((x) => x.cpuUs))} (${us(a.map((x) => x.systemUs!))}), no-op ${fmt(median(n.map((x) => x.cpuUs)), 1)} µs (${fmt(median(n.map((x) => x.systemUs!)), 1)} µs); Postgres CPU per request: behind the gateway ${us(g.map((x) => x.pgCpuUs!))}, behind the hand-written API ${us(a.map((x) => x.pgCpuUs!))}`,
       }),
       ratioFigure({
         id: 'h', name: 'HTTP server CPU per request vs the no-op Node floor', unit: 'µs/req',
@@ -349,7 +358,7 @@ export async function benchPeersWire(o: BenchOptions, stack: Stack): Promise<Fig
           id: 'i', name: `wire vs PgBouncer (session mode), pgbench -S -M prepared, ${clients} clients`, unit: 'tps',
           a: g.map((x) => x.rate), b: b.map((x) => x.rate), label: 'PgBouncer', measureUnit: 'PgBouncer',
           goal: '≥ 0.9x', goalTest: (x) => x >= 0.9,
-          note: `${await toolVersion(bouncerTool, ['--version'])}; direct to Postgres ${fmt(median(d.map((x) => x.rate)))} tps (gateway ${(median(g.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x, PgBouncer ${(median(b.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x)`,
+          note: `${await toolVersion(bouncerTool, ['--version'])}; direct to Postgres ${fmt(median(d.map((x) => x.rate)))} tps (gateway ${(median(g.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x, PgBouncer ${(median(b.map((x) => x.rate)) / median(d.map((x) => x.rate))).toFixed(2)}x); of the CPU per transaction, kernel time: gateway ${fmt(median(g.map((x) => x.systemUs!)), 1)} µs, PgBouncer ${fmt(median(b.map((x) => x.systemUs!)), 1)} µs`,
         }),
         ratioFigure({
           id: 'i', name: `wire proxy CPU per transaction vs PgBouncer, ${clients} clients`, unit: 'µs/txn',

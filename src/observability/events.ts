@@ -50,8 +50,10 @@ export type GatewayEvent =
   // The HTTP pools.
   | ({ kind: 'queue-wait'; reason: 'share' | 'pool'; ms: number } & Target)
   | ({ kind: 'pool-timeout' } & Target)
-  | ({ kind: 'pool-error'; message: string } & Target)
-  | ({ kind: 'connect-error'; message: string } & Target)
+  // `cause`: the SQLSTATE or system error code of what failed (28P01, ECONNREFUSED...), safe to log where the
+  // message is not (it may name hosts or users).
+  | ({ kind: 'pool-error'; message: string; cause?: string | undefined } & Target)
+  | ({ kind: 'connect-error'; message: string; cause?: string | undefined } & Target)
   | ({ kind: 'reset-failed'; message: string } & Target)
   // Limits of both transports.
   | {

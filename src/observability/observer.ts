@@ -108,6 +108,8 @@ export class Observer {
         return
       case 'connect-error':
       case 'pool-error':
+        this.#logger.error({ role: e.role, database: e.database, kind: e.kind, cause: e.cause }, 'database connection failed')
+        return
       case 'upstream-failed':
         this.#logger.error({ role: e.role, database: e.database, kind: e.kind }, 'database connection failed')
         return

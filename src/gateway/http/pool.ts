@@ -383,7 +383,7 @@ export class GatewayPools {
         : {}),
     })
     // An idle connection that dies (server restart) is removed by pg-pool; without a listener it would crash.
-    pool.on('error', (err) => this.#opts.onEvent?.({ kind: 'pool-error', database, role, message: err.message }))
+    pool.on('error', (err) => this.#opts.onEvent?.({ kind: 'pool-error', database, role, message: err.message, cause: errorCode(err) }))
     // A leased connection can die too (we destroy sockets on cancel): keep that from becoming an uncaught error.
     pool.on('connect', (client) => {
       client.on('error', noop)
@@ -413,7 +413,7 @@ export class GatewayPools {
         { cause: err, hint: 'the gateway is overloaded or the database is unreachable; retry later' },
       )
     }
-    this.#opts.onEvent?.({ kind: 'connect-error', database, role, message })
+    this.#opts.onEvent?.({ kind: 'connect-error', database, role, message, cause: errorCode(err) })
     return new PgAuthorizeError('ERR_DB_CONNECT', `could not connect to database "${database}" as role "${role}"`, {
       cause: err,
     })
@@ -572,4 +572,10 @@ function startupSettings(options: string): Array<[string, string]> {
   const settings = parseOptionsParameter(options)
   if (settings === null) throw new PgAuthorizeError('ERR_INVALID_CONFIG', 'the startup options hold more than -c name=value settings')
   return settings
+}
+
+/** The SQLSTATE or system error code of a failed connection (`28P01`, `ECONNREFUSED`), never its message. */
+function errorCode(err: unknown): string | undefined {
+  const code = (err as { code?: unknown } | null)?.code
+  return typeof code === 'string' && /^[A-Z0-9_]{1,32}$/.test(code) ? code : undefined
 }
