@@ -120,7 +120,19 @@ export async function openDatabaseContext(ownerUrl: string, database?: string): 
         'select role, password, current_database() as db from pgauthorize.role_credentials',
       )
       credentials = new Map(r.rows.map((x) => [x.role, x.password]))
-      dbName = (await c.query<{ d: string }>('select current_database() as d')).rows[0]!.d
+      const here = (await c.query<{ d: string; reset: boolean }>(
+        // From the catalog: the gateway role has no USAGE on `auth`, which to_regprocedure would need.
+        `select current_database() as d, exists (select 1 from pg_catalog.pg_proc p join pg_catalog.pg_namespace n
+           on n.oid = p.pronamespace where n.nspname = 'auth' and p.proname = 'reset_session') as reset`,
+      )).rows[0]!
+      dbName = here.d
+      // Every pooled connection is reset with it (session.ts): a gateway newer than the database's schema
+      // would fail every request instead of refusing to start.
+      if (!here.reset) {
+        throw new PgAuthorizeError('ERR_DB_NOT_SET_UP', `pg-authorize in database '${dbName}' is older than this gateway`, {
+          hint: 'run: pg-authorize setup --database-url OWNER_URL (it applies the new migrations and keeps everything else)',
+        })
+      }
       // Absent in a database set up before the limits existed: none until setup runs again.
       const l = await c.query<{ s: number; i: number }>(
         'select statement_timeout_ms as s, idle_in_transaction_timeout_ms as i from pgauthorize.session_limits',

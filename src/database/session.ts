@@ -139,46 +139,51 @@ export function installClaimsParamSql(local: boolean): string {
 /** SQL that removes any identity from the session. */
 export const CLEAR_CLAIMS_SQL = `select pg_catalog.set_config('${SESSION_SETTING}', '', false)`
 
-/** The statements that undo session state (Neon's local_proxy check-in sequence, without its ROLLBACK). */
-const UNDO_SESSION_STATE: readonly string[] = [
-  'CLOSE ALL',
-  'RESET ALL',
-  'DEALLOCATE ALL',
-  'UNLISTEN *',
-  'SELECT pg_catalog.pg_advisory_unlock_all()',
-  'DISCARD TEMP',
-  'DISCARD SEQUENCES',
-]
+/**
+ * Undoes session state: Neon's local_proxy check-in sequence without its ROLLBACK (`CLOSE ALL`, `RESET ALL`,
+ * `DEALLOCATE ALL`, `UNLISTEN *`, `pg_advisory_unlock_all()`, `DISCARD TEMP`, `DISCARD SEQUENCES`) as one
+ * call of `auth.reset_session()` (sql/0010_reset_session.sql): one statement to parse, bind and answer per
+ * request instead of seven. A database without it (not upgraded) fails the reset, and the connection is
+ * closed; the gateway refuses to start on such a database in the first place (context.ts).
+ */
+export const RESET_SESSION_CALL = 'select auth.reset_session()'
 
 /**
  * Resets every piece of session state a client could leave behind on a pooled connection
  * (Neon's local_proxy check-in sequence, plus the claims). Safe to send as one simple-protocol string
  * and inside no transaction. Security property 4: run before a connection is reused.
  */
-export const RESET_SESSION_SQL = ['ROLLBACK', ...UNDO_SESSION_STATE, CLEAR_CLAIMS_SQL].join('; ')
+export const RESET_SESSION_SQL = ['ROLLBACK', RESET_SESSION_CALL, CLEAR_CLAIMS_SQL].join('; ')
 
 /**
- * The same reset as {@link RESET_SESSION_SQL} minus the `ROLLBACK`, as separate statements for the
- * extended protocol, for a connection the previous request left idle (`ReadyForQuery` status I): sent at
- * the head of the next request's pipeline, with one Sync at the end of it all, so it costs no round trip of
- * its own. If any of it fails, Postgres skips everything up to the Sync: the request's statements never run
- * on an unreset session. The closing `COMMIT` makes the reset its own transaction (Postgres answers it with
- * a "no transaction in progress" warning, which the HTTP endpoint drops like every notice): the request's
- * statements start a fresh one, so `BEGIN ISOLATION LEVEL ...` still works, and the reset stays done even
- * if they fail. The claims need no clearing here: `RESET ALL` clears them, and every request installs its
- * own, transaction-locally.
+ * The same reset as {@link RESET_SESSION_SQL} minus the `ROLLBACK`, as statements for the extended
+ * protocol, for a connection the previous request left idle (`ReadyForQuery` status I): sent at the head of
+ * the next request's pipeline, with one Sync at the end of it all, so it costs no round trip of its own. If
+ * any of it fails, Postgres skips everything up to the Sync: the request's statements never run on an
+ * unreset session. The closing `COMMIT` makes the reset its own transaction (Postgres answers it with a
+ * "no transaction in progress" warning, which the HTTP endpoint drops like every notice): the request's
+ * statements start a fresh one, so `BEGIN ISOLATION LEVEL ...` still works. The claims need no clearing
+ * here: `RESET ALL` clears them, and every request installs its own, transaction-locally.
  */
-export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([...UNDO_SESSION_STATE, 'COMMIT'])
+export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([RESET_SESSION_CALL, 'COMMIT'])
 
 /**
- * {@link RESET_SESSION_STEPS} that also sets `settings` for the session right after its `RESET ALL`: for a
+ * The reset for a pipeline that is one implicit transaction and never changes its isolation (a single
+ * `/sql` query): without the `COMMIT`, one statement and one warning fewer. If the request's statement
+ * fails, the reset is rolled back with it, and the connection comes back dirty: the next request resets it
+ * again before anything of its own runs.
+ */
+export const RESET_SESSION_INLINE: readonly string[] = Object.freeze([RESET_SESSION_CALL])
+
+/**
+ * {@link RESET_SESSION_STEPS} that also sets `settings` for the session right after the reset: for a
  * connection through a transaction-mode pooler, whose startup packet cannot carry them (gateway/http/pooler.ts).
  * The names and values are the gateway's own (session defaults, setup's time limits), quoted as literals.
  */
 export function resetSessionStepsWith(settings: ReadonlyArray<readonly [string, string]>): readonly string[] {
   if (settings.length === 0) return RESET_SESSION_STEPS
   const set = 'select ' + settings.map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`).join(', ')
-  return Object.freeze([...UNDO_SESSION_STATE, set, 'COMMIT'])
+  return Object.freeze([RESET_SESSION_CALL, set, 'COMMIT'])
 }
 
 /**

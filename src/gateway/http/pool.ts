@@ -103,6 +103,11 @@ export interface Lease {
    * still there; otherwise none.
    */
   readonly prelude: readonly Step[]
+  /**
+   * The same reset without its closing COMMIT, for a pipeline that is one implicit transaction and never
+   * sets its isolation (a single `/sql` query): one statement fewer. Empty when `prelude` is.
+   */
+  readonly inlinePrelude: readonly Step[]
   /** Gives the connection back: reset in the background, then reused (or closed if the reset fails). */
   release(): void
   /** Closes the connection instead of reusing it (its protocol state is unknown). */
@@ -130,8 +135,10 @@ interface Entry {
   leased: number
   /** The slot counter in front of `pool`; undefined without fair share. */
   share: FairShare | undefined
-  /** The reset as pipeline steps (through a pooler, with the startup options in it). */
+  /** The reset as pipeline steps (through a pooler, with the startup options in it), ending with COMMIT. */
   reset: readonly Step[]
+  /** `reset` without its COMMIT. */
+  inlineReset: readonly Step[]
 }
 
 /** Who is asking for a connection, for the fair share (never logged as is: the sub is hashed). */
@@ -160,6 +167,8 @@ const sessions = new WeakMap<pg.ClientBase, SessionState>()
 const ownSteps = (texts: readonly string[]): readonly Step[] => texts.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
 /** The reset as pipeline steps, built once. */
 const RESET_PRELUDE = ownSteps(RESET_SESSION_STEPS)
+/** Every reset ends with its COMMIT; without it, the reset inside the request's own implicit transaction. */
+const withoutCommit = (steps: readonly Step[]): readonly Step[] => steps.slice(0, -1)
 const NO_STEPS: readonly Step[] = []
 
 const noop = () => {}
@@ -395,7 +404,7 @@ export class GatewayPools {
       onReadyForQuery(client, (status) => { session.status = status })
     })
     const share = this.#share && new FairShare({ slots: this.#opts.max, ...this.#share })
-    const entry: Entry = { database, role, pool, leased: 0, share, reset }
+    const entry: Entry = { database, role, pool, leased: 0, share, reset, inlineReset: withoutCommit(reset) }
     this.#settled.add(entry)
     return entry
   }
@@ -435,6 +444,7 @@ class PooledLease implements Lease {
   readonly #opts: LeaseOptions
   readonly #session: SessionState
   readonly prelude: readonly Step[]
+  readonly inlinePrelude: readonly Step[]
   readonly #onGiveBack: (() => void) | undefined
   #done = false
 
@@ -445,7 +455,9 @@ class PooledLease implements Lease {
     this.#entry = entry
     this.#opts = opts
     this.#session = session
-    this.prelude = session.dirty || opts.transactionPooler ? entry.reset : NO_STEPS
+    const reset = session.dirty || opts.transactionPooler
+    this.prelude = reset ? entry.reset : NO_STEPS
+    this.inlinePrelude = reset ? entry.inlineReset : NO_STEPS
   }
 
   get database(): string {

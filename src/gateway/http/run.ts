@@ -5,7 +5,8 @@
  * discarded), or a lost connection.
  *
  * The pool's lease carries a prelude (the previous request's reset, pool.ts) that runs first in the same
- * pipeline, at no round trip of its own; a failed reset skips the request's statements.
+ * pipeline, at no round trip of its own; a failed reset skips the request's statements, and the connection
+ * is closed rather than lent again with a reset that fails.
  *
  * @module
  */
@@ -36,8 +37,11 @@ export async function runSql(plan: SqlPlan, identity: Identity, batch: boolean, 
     pipelineReset: true,
     identity: { provider: identity.provider, subject: identity.subject },
   })
-  const steps = lease.prelude.length === 0 ? plan.steps : [...lease.prelude, ...plan.steps]
-  const firstUser = lease.prelude.length + plan.firstUser
+  // A single query is one implicit transaction of its own: the reset needs no COMMIT before it. A batch
+  // starts with BEGIN and its isolation level, which must come before any statement of its transaction.
+  const prelude = batch ? lease.prelude : lease.inlinePrelude
+  const steps = prelude.length === 0 ? plan.steps : [...prelude, ...plan.steps]
+  const firstUser = prelude.length + plan.firstUser
   const queryStart = performance.now()
   info.poolWaitMs = queryStart - waitStart
   const onAbort = () => {
@@ -65,7 +69,10 @@ export async function runSql(plan: SqlPlan, identity: Identity, batch: boolean, 
     }
     const cause = err instanceof StepError ? err.error : err
     if (cause instanceof pg.DatabaseError && cause.severity !== 'FATAL' && cause.severity !== 'PANIC') {
-      lease.release()
+      // A reset that fails (a limit the last user set, a database not upgraded) would fail again for the
+      // next request: that connection is closed, the pool opens a fresh one.
+      if (err instanceof StepError && err.step < prelude.length) lease.destroy()
+      else lease.release()
       if (err instanceof StepError && err.step < firstUser) onEvent?.({ kind: 'setup-step-failed', code: cause.code })
       info.outcome = 'sql_error'
       if (cause.code) info.code = cause.code
