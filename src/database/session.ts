@@ -171,9 +171,14 @@ export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([RESET_SESSI
  * The reset for a pipeline that is one implicit transaction and never changes its isolation (a single
  * `/sql` query): without the `COMMIT`, one statement and one warning fewer. If the request's statement
  * fails, the reset is rolled back with it, and the connection comes back dirty: the next request resets it
- * again before anything of its own runs.
+ * again before anything of its own runs. UNLISTEN alone would wait for the commit, so a session that
+ * listens is refused with {@link RESET_NEEDS_OWN_TRANSACTION} before anything runs: the caller then resets
+ * with {@link RESET_SESSION_STEPS}.
  */
-export const RESET_SESSION_INLINE: readonly string[] = Object.freeze([RESET_SESSION_CALL])
+export const RESET_SESSION_INLINE: readonly string[] = Object.freeze(['select auth.reset_session(true)'])
+
+/** The SQLSTATE of an inline reset refused because the session listens (sql/0010_reset_session.sql). */
+export const RESET_NEEDS_OWN_TRANSACTION = 'PGL01'
 
 /**
  * {@link RESET_SESSION_STEPS} that also sets `settings` for the session right after the reset: for a

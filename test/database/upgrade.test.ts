@@ -20,7 +20,7 @@ test('a database set up before 0010 is refused with ERR_DB_NOT_SET_UP and the se
   const owner = new pg.Client(db.url)
   await owner.connect()
   try {
-    await owner.query(`drop function auth.reset_session(); delete from pgauthorize.migrations where version >= 10`)
+    await owner.query(`drop function auth.reset_session(boolean); delete from pgauthorize.migrations where version >= 10`)
   } finally {
     await owner.end()
   }

@@ -42,7 +42,7 @@
  */
 import pg from 'pg'
 import { PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
-import { RESET_SESSION_SQL, RESET_SESSION_STEPS, resetSessionStepsWith } from '../../database/session.js'
+import { RESET_SESSION_INLINE, RESET_SESSION_SQL, RESET_SESSION_STEPS, resetSessionStepsWith } from '../../database/session.js'
 import { SESSION_OPTIONS } from '../../database/context.js'
 import { RoleTaintedError, checkSession } from '../../database/role-repair.js'
 import { backendKey, destroySocket, isReadyForQuery, onReadyForQuery } from '../../database/pg-internals.js'
@@ -105,7 +105,9 @@ export interface Lease {
   readonly prelude: readonly Step[]
   /**
    * The same reset without its closing COMMIT, for a pipeline that is one implicit transaction and never
-   * sets its isolation (a single `/sql` query): one statement fewer. Empty when `prelude` is.
+   * sets its isolation (a single `/sql` query): one statement fewer. Empty when `prelude` is. It fails with
+   * SQLSTATE `RESET_NEEDS_OWN_TRANSACTION` (before anything runs) when the session listens: run the request
+   * again on the same lease with `prelude`.
    */
   readonly inlinePrelude: readonly Step[]
   /** Gives the connection back: reset in the background, then reused (or closed if the reset fails). */
@@ -167,8 +169,8 @@ const sessions = new WeakMap<pg.ClientBase, SessionState>()
 const ownSteps = (texts: readonly string[]): readonly Step[] => texts.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
 /** The reset as pipeline steps, built once. */
 const RESET_PRELUDE = ownSteps(RESET_SESSION_STEPS)
-/** Every reset ends with its COMMIT; without it, the reset inside the request's own implicit transaction. */
-const withoutCommit = (steps: readonly Step[]): readonly Step[] => steps.slice(0, -1)
+/** The reset inside the request's own implicit transaction: the call that refuses a listening session, no COMMIT. */
+const inlineReset = (steps: readonly Step[]): readonly Step[] => [...ownSteps(RESET_SESSION_INLINE), ...steps.slice(1, -1)]
 const NO_STEPS: readonly Step[] = []
 
 const noop = () => {}
@@ -404,7 +406,7 @@ export class GatewayPools {
       onReadyForQuery(client, (status) => { session.status = status })
     })
     const share = this.#share && new FairShare({ slots: this.#opts.max, ...this.#share })
-    const entry: Entry = { database, role, pool, leased: 0, share, reset, inlineReset: withoutCommit(reset) }
+    const entry: Entry = { database, role, pool, leased: 0, share, reset, inlineReset: inlineReset(reset) }
     this.#settled.add(entry)
     return entry
   }

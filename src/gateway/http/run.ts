@@ -14,11 +14,12 @@ import pg from 'pg'
 import { PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
 import type { Identity } from '../../auth/identity.js'
 import type { EventSink, HttpRequestInfo } from '../../observability/events.js'
-import { Pipeline, StepError } from './execute.js'
+import { Pipeline, StepError, type Step } from './execute.js'
 import type { SqlPlan } from './plan.js'
 import type { GatewayPools, Lease } from './pool.js'
 import type { AbortLike, SqlResponse } from './request.js'
 import { cancelled, errorBody, jsonResponse, ownError } from './respond.js'
+import { RESET_NEEDS_OWN_TRANSACTION } from '../../database/session.js'
 
 export interface RunContext {
   pools: Pick<GatewayPools, 'acquire'>
@@ -37,11 +38,9 @@ export async function runSql(plan: SqlPlan, identity: Identity, batch: boolean, 
     pipelineReset: true,
     identity: { provider: identity.provider, subject: identity.subject },
   })
-  // A single query is one implicit transaction of its own: the reset needs no COMMIT before it. A batch
-  // starts with BEGIN and its isolation level, which must come before any statement of its transaction.
-  const prelude = batch ? lease.prelude : lease.inlinePrelude
-  const steps = prelude.length === 0 ? plan.steps : [...prelude, ...plan.steps]
-  const firstUser = prelude.length + plan.firstUser
+  // A single query is one implicit transaction of its own: the reset needs no COMMIT before it (pool.ts). A
+  // batch starts with BEGIN and its isolation level, which must come before any statement of its transaction.
+  let prelude = batch ? lease.prelude : lease.inlinePrelude
   const queryStart = performance.now()
   info.poolWaitMs = queryStart - waitStart
   const onAbort = () => {
@@ -53,11 +52,17 @@ export async function runSql(plan: SqlPlan, identity: Identity, batch: boolean, 
     return cancelled()
   }
   signal.addEventListener('abort', onAbort, { once: true })
-  const pipeline = new Pipeline(steps, ctx.maxResponseBytes)
   let results: string[]
   try {
-    lease.client.query(pipeline as unknown as pg.QueryConfig)
-    results = await pipeline.promise
+    try {
+      results = await runPipeline(lease, prelude, plan, ctx.maxResponseBytes)
+    } catch (err) {
+      // The previous user left a LISTEN, which only a committed reset undoes: again, resetting first in a
+      // transaction of its own (the inline reset refused before anything ran).
+      if (!(err instanceof StepError && err.step < prelude.length && (err.error as { code?: string }).code === RESET_NEEDS_OWN_TRANSACTION)) throw err
+      prelude = lease.prelude
+      results = await runPipeline(lease, prelude, plan, ctx.maxResponseBytes)
+    }
   } catch (err) {
     info.queryMs = performance.now() - queryStart
     signal.removeEventListener('abort', onAbort)
@@ -73,7 +78,7 @@ export async function runSql(plan: SqlPlan, identity: Identity, batch: boolean, 
       // next request: that connection is closed, the pool opens a fresh one.
       if (err instanceof StepError && err.step < prelude.length) lease.destroy()
       else lease.release()
-      if (err instanceof StepError && err.step < firstUser) onEvent?.({ kind: 'setup-step-failed', code: cause.code })
+      if (err instanceof StepError && err.step < prelude.length + plan.firstUser) onEvent?.({ kind: 'setup-step-failed', code: cause.code })
       info.outcome = 'sql_error'
       if (cause.code) info.code = cause.code
       return jsonResponse(400, errorBody(cause.message, cause.code ?? 'XX000', cause as unknown as Record<string, unknown>))
@@ -89,4 +94,11 @@ export async function runSql(plan: SqlPlan, identity: Identity, batch: boolean, 
   signal.removeEventListener('abort', onAbort)
   lease.release()
   return jsonResponse(200, batch ? `{"results":[${results.join(',')}]}` : results[0]!, plan.headers)
+}
+
+/** `prelude` and the plan's steps as one pipeline on the lease's connection; the captured results. */
+function runPipeline(lease: Lease, prelude: readonly Step[], plan: SqlPlan, maxBytes: number): Promise<string[]> {
+  const pipeline = new Pipeline(prelude.length === 0 ? plan.steps : [...prelude, ...plan.steps], maxBytes)
+  lease.client.query(pipeline as unknown as pg.QueryConfig)
+  return pipeline.promise
 }

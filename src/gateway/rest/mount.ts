@@ -160,9 +160,7 @@ export function mountRest(deps: { databases: Authenticator; pools: GatewayPools;
             const implicit = first && mode.readOnly && end === 'commit'
             if (first) {
               // The previous request's session state is undone first, in this request's pipeline (pool.ts).
-              // An implicit read is one transaction of its own, whose READ ONLY may be set at any point: the
-              // reset needs no COMMIT before it (pool.ts, `inlinePrelude`).
-              for (const step of implicit ? lease.inlinePrelude : lease.prelude) steps.push({ text: step.text, values: step.values, capture: false })
+              for (const step of lease.prelude) steps.push({ text: step.text, values: step.values, capture: false })
               if (implicit) {
                 steps.push(id.envelope !== null
                   ? { text: `${installClaimsParamSql(true)}, ${READ_ONLY_SQL}`, values: [id.envelope], capture: false }
