@@ -23,12 +23,12 @@ import { startEmbeddedPostgres } from '../src/database/embedded.js'
 import { gatewayUrl, setup } from '../src/database/setup.js'
 import { addProvider, withOwner } from '../src/database/providers.js'
 import { createAuthorizer } from '../src/auth/authorizer.js'
-import { RESET_SESSION_STEPS } from '../src/database/session.js'
-
-/** The pool's reset between users, as one simple-protocol string. */
-const RESET = RESET_SESSION_STEPS.filter((s) => s !== 'COMMIT').join('; ')
+import { resetSessionSteps } from '../src/database/session.js'
 import { generateSigningKey } from '../src/keys/generate.js'
 import { signToken } from '../src/tokens/sign.js'
+
+/** The pool's reset between users, as one simple-protocol string. */
+const RESET = resetSessionSteps({ inTransaction: true }).join('; ')
 
 const { values } = parseArgs({ options: { seconds: { type: 'string' }, concurrency: { type: 'string' }, runs: { type: 'string' } } })
 // Short slices, interleaved: on a shared machine the load drifts, and each case sees the same drift.

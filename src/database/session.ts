@@ -146,7 +146,7 @@ export const CLEAR_CLAIMS_SQL = `select pg_catalog.set_config('${SESSION_SETTING
  * request instead of seven. A database without it (not upgraded) fails the reset, and the connection is
  * closed; the gateway refuses to start on such a database in the first place (context.ts).
  */
-export const RESET_SESSION_CALL = 'select auth.reset_session()'
+const RESET_SESSION_CALL = 'select auth.reset_session()'
 
 /**
  * Resets every piece of session state a client could leave behind on a pooled connection
@@ -155,40 +155,42 @@ export const RESET_SESSION_CALL = 'select auth.reset_session()'
  */
 export const RESET_SESSION_SQL = ['ROLLBACK', RESET_SESSION_CALL, CLEAR_CLAIMS_SQL].join('; ')
 
+/** The SQLSTATE of an inline reset refused because the session listens (sql/0010_reset_session.sql). */
+export const RESET_NEEDS_OWN_TRANSACTION = 'PGL01'
+
 /**
  * The same reset as {@link RESET_SESSION_SQL} minus the `ROLLBACK`, as statements for the extended
  * protocol, for a connection the previous request left idle (`ReadyForQuery` status I): sent at the head of
  * the next request's pipeline, with one Sync at the end of it all, so it costs no round trip of its own. If
  * any of it fails, Postgres skips everything up to the Sync: the request's statements never run on an
- * unreset session. The closing `COMMIT` makes the reset its own transaction (Postgres answers it with a
- * "no transaction in progress" warning, which the HTTP endpoint drops like every notice): the request's
- * statements start a fresh one, so `BEGIN ISOLATION LEVEL ...` still works. The claims need no clearing
- * here: `RESET ALL` clears them, and every request installs its own, transaction-locally.
+ * unreset session.
+ *
+ * - By default it ends with a `COMMIT` that makes it a transaction of its own (Postgres answers it with a
+ *   "no transaction in progress" warning, which the HTTP endpoint drops like every notice): the request's
+ *   statements start a fresh one, so `BEGIN ISOLATION LEVEL ...` still works.
+ * - `inTransaction`: for a pipeline that is one implicit transaction and never changes its isolation (a
+ *   single `/sql` query), without the `COMMIT`: one statement and one warning fewer. If the request's
+ *   statement fails, the reset is rolled back with it, and the connection comes back dirty: the next
+ *   request resets it again before anything of its own runs. UNLISTEN alone would wait for the commit, so
+ *   a session that listens is refused with {@link RESET_NEEDS_OWN_TRANSACTION} before anything runs: the
+ *   caller then resets the default way.
+ * - `settings` are set for the session right after the reset: for a connection through a transaction-mode
+ *   pooler, whose startup packet cannot carry them (gateway/http/pooler.ts). The names and values are the
+ *   gateway's own (session defaults, setup's time limits), quoted as literals.
+ *
+ * The claims need no clearing here: `RESET ALL` clears them, and every request installs its own,
+ * transaction-locally.
  */
-export const RESET_SESSION_STEPS: readonly string[] = Object.freeze([RESET_SESSION_CALL, 'COMMIT'])
-
-/**
- * The reset for a pipeline that is one implicit transaction and never changes its isolation (a single
- * `/sql` query): without the `COMMIT`, one statement and one warning fewer. If the request's statement
- * fails, the reset is rolled back with it, and the connection comes back dirty: the next request resets it
- * again before anything of its own runs. UNLISTEN alone would wait for the commit, so a session that
- * listens is refused with {@link RESET_NEEDS_OWN_TRANSACTION} before anything runs: the caller then resets
- * with {@link RESET_SESSION_STEPS}.
- */
-export const RESET_SESSION_INLINE: readonly string[] = Object.freeze(['select auth.reset_session(true)'])
-
-/** The SQLSTATE of an inline reset refused because the session listens (sql/0010_reset_session.sql). */
-export const RESET_NEEDS_OWN_TRANSACTION = 'PGL01'
-
-/**
- * {@link RESET_SESSION_STEPS} that also sets `settings` for the session right after the reset: for a
- * connection through a transaction-mode pooler, whose startup packet cannot carry them (gateway/http/pooler.ts).
- * The names and values are the gateway's own (session defaults, setup's time limits), quoted as literals.
- */
-export function resetSessionStepsWith(settings: ReadonlyArray<readonly [string, string]>): readonly string[] {
-  if (settings.length === 0) return RESET_SESSION_STEPS
-  const set = 'select ' + settings.map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`).join(', ')
-  return Object.freeze([RESET_SESSION_CALL, set, 'COMMIT'])
+export function resetSessionSteps(
+  options: { inTransaction?: boolean; settings?: ReadonlyArray<readonly [string, string]> } = {},
+): readonly string[] {
+  const steps = [options.inTransaction ? 'select auth.reset_session(true)' : RESET_SESSION_CALL]
+  const settings = options.settings ?? []
+  if (settings.length > 0) {
+    steps.push('select ' + settings.map(([name, value]) => `pg_catalog.set_config(${quoteLiteral(name)}, ${quoteLiteral(value)}, false)`).join(', '))
+  }
+  if (!options.inTransaction) steps.push('COMMIT')
+  return Object.freeze(steps)
 }
 
 /**

@@ -42,7 +42,7 @@
  */
 import pg from 'pg'
 import { PgAuthorizeError, isPgAuthorizeError } from '../../errors.js'
-import { RESET_SESSION_INLINE, RESET_SESSION_SQL, RESET_SESSION_STEPS, resetSessionStepsWith } from '../../database/session.js'
+import { RESET_SESSION_SQL, resetSessionSteps } from '../../database/session.js'
 import { SESSION_OPTIONS } from '../../database/context.js'
 import { RoleTaintedError, checkSession } from '../../database/role-repair.js'
 import { backendKey, destroySocket, isReadyForQuery, onReadyForQuery } from '../../database/pg-internals.js'
@@ -139,7 +139,7 @@ interface Entry {
   share: FairShare | undefined
   /** The reset as pipeline steps (through a pooler, with the startup options in it), ending with COMMIT. */
   reset: readonly Step[]
-  /** `reset` without its COMMIT. */
+  /** `reset` inside the request's own implicit transaction, without its COMMIT (`Lease.inlinePrelude`). */
   inlineReset: readonly Step[]
 }
 
@@ -167,10 +167,6 @@ const sessions = new WeakMap<pg.ClientBase, SessionState>()
 
 /** Pipeline steps of the gateway's own (not captured) for each statement. */
 const ownSteps = (texts: readonly string[]): readonly Step[] => texts.map((text) => ({ text, values: [], capture: false, arrayMode: true, rawText: true }))
-/** The reset as pipeline steps, built once. */
-const RESET_PRELUDE = ownSteps(RESET_SESSION_STEPS)
-/** The reset inside the request's own implicit transaction: the call that refuses a listening session, no COMMIT. */
-const inlineReset = (steps: readonly Step[]): readonly Step[] => [...ownSteps(RESET_SESSION_INLINE), ...steps.slice(1, -1)]
 const NO_STEPS: readonly Step[] = []
 
 const noop = () => {}
@@ -376,7 +372,7 @@ export class GatewayPools {
         ? config.options
         : `${SESSION_OPTIONS} ${config.options}`
     const pooled = this.#opts.transactionPooler
-    const reset = pooled ? ownSteps(resetSessionStepsWith(startupSettings(options))) : RESET_PRELUDE
+    const settings = pooled ? startupSettings(options) : []
     const { options: _sent, ...rest } = config
     const pool = new pg.Pool({
       ...rest,
@@ -406,7 +402,11 @@ export class GatewayPools {
       onReadyForQuery(client, (status) => { session.status = status })
     })
     const share = this.#share && new FairShare({ slots: this.#opts.max, ...this.#share })
-    const entry: Entry = { database, role, pool, leased: 0, share, reset, inlineReset: inlineReset(reset) }
+    const entry: Entry = {
+      database, role, pool, leased: 0, share,
+      reset: ownSteps(resetSessionSteps({ settings })),
+      inlineReset: ownSteps(resetSessionSteps({ settings, inTransaction: true })),
+    }
     this.#settled.add(entry)
     return entry
   }
