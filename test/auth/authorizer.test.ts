@@ -13,32 +13,28 @@ import { drizzle } from 'drizzle-orm/node-postgres'
 import { pgTable, text } from 'drizzle-orm/pg-core'
 import { sql as dsql } from 'drizzle-orm'
 import postgres from 'postgres'
-import { setup } from '../../src/database/setup.js'
-import { addProvider, withOwner } from '../../src/database/providers.js'
 import { createAuthorizer, type Authorizer } from '../../src/auth/authorizer.js'
 import { authorizePostgresJs } from '../../src/auth/postgres-js.js'
 import { generateSigningKey, type SigningKey } from '../../src/keys/generate.js'
 import { signToken } from '../../src/tokens/sign.js'
 import { authorize, type AuthorizedEnv } from '../../examples/embed/hono.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import type { TestDatabase } from '../helpers/postgres.js'
+import { createAppDatabase, type AppDatabase } from '../helpers/app-database.js'
 
+let appDb: AppDatabase
 let db: TestDatabase
 let key: SigningKey
 let authz: Authorizer
 const notes = pgTable('notes', { owner: text('owner').notNull(), body: text('body').notNull() })
 
 before(async () => {
-  db = await createTestDatabase()
-  await setup(db.url)
-  key = await generateSigningKey({ alg: 'ES256' })
-  await withOwner(db.url, async (c) => {
-    await addProvider(c, { name: 'app', jwks: { keys: [key.publicJwk as Record<string, unknown>] } })
-    await c.query(`create table notes (owner text not null default auth.user_id(), body text not null);
+  appDb = await createAppDatabase(`create table notes (owner text not null default auth.user_id(), body text not null);
       alter table notes enable row level security;
       create policy own on notes to authenticated using (owner = (select auth.user_id())) with check (owner = (select auth.user_id()));
       grant select, insert, update, delete on notes to authenticated;
       insert into notes values ('alice', 'alice''s note'), ('bob', 'bob''s note');`)
-  })
+  db = appDb.db
+  key = appDb.key
   // One connection per role: every call after the first reuses the previous caller's connection.
   authz = await createAuthorizer({ databaseUrl: db.url, poolSize: 1 })
 })
@@ -47,7 +43,7 @@ after(async () => {
   await db?.close()
 })
 
-const token = (sub: string, expiresIn = '1h') => signToken({ privateJwk: key.privateJwk, sub, expiresIn })
+const token = (sub: string, expiresIn = '1h') => appDb.token(sub, expiresIn)
 
 /** The app a user of pg-authorize would write: the middleware, then plain handlers (one injectable). */
 function app(a: Authorizer) {

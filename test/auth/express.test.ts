@@ -7,14 +7,14 @@ import assert from 'node:assert/strict'
 import type { AddressInfo } from 'node:net'
 import type { Server } from 'node:http'
 import express from 'express'
-import { setup } from '../../src/database/setup.js'
-import { addProvider, withOwner } from '../../src/database/providers.js'
 import { createAuthorizer, type Authorizer } from '../../src/auth/authorizer.js'
-import { generateSigningKey, type SigningKey } from '../../src/keys/generate.js'
+import type { SigningKey } from '../../src/keys/generate.js'
 import { signToken } from '../../src/tokens/sign.js'
 import { authorize, authorized, authorizeErrors } from '../../examples/embed/express.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import type { TestDatabase } from '../helpers/postgres.js'
+import { createAppDatabase, type AppDatabase } from '../helpers/app-database.js'
 
+let appDb: AppDatabase
 let db: TestDatabase
 let key: SigningKey
 let authz: Authorizer
@@ -22,16 +22,12 @@ let server: Server
 let base: string
 
 before(async () => {
-  db = await createTestDatabase()
-  await setup(db.url)
-  key = await generateSigningKey({ alg: 'ES256' })
-  await withOwner(db.url, async (c) => {
-    await addProvider(c, { name: 'app', jwks: { keys: [key.publicJwk as Record<string, unknown>] } })
-    await c.query(`create table notes (owner text not null default auth.user_id(), body text not null);
+  appDb = await createAppDatabase(`create table notes (owner text not null default auth.user_id(), body text not null);
       alter table notes enable row level security;
       create policy own on notes to authenticated using (owner = (select auth.user_id())) with check (owner = (select auth.user_id()));
       insert into notes values ('alice', 'a1'), ('bob', 'b1');`)
-  })
+  db = appDb.db
+  key = appDb.key
   authz = await createAuthorizer({ databaseUrl: db.url, poolSize: 1 })
   const app = express()
   app.use(express.json())
@@ -54,7 +50,7 @@ after(async () => {
   await db?.close()
 })
 
-const token = (sub: string) => signToken({ privateJwk: key.privateJwk, sub, expiresIn: '1h' })
+const token = (sub: string) => appDb.token(sub)
 const get = async (tok?: string) => {
   const res = await fetch(`${base}/notes`, tok ? { headers: { authorization: `Bearer ${tok}` } } : {})
   return { status: res.status, body: await res.json() }

@@ -8,35 +8,31 @@ import { after, before, test } from 'node:test'
 import assert from 'node:assert/strict'
 import pg from 'pg'
 import { neon, neonConfig } from '@neondatabase/serverless'
-import { gatewayUrl, setup, GATEWAY_ROLE } from '../../src/database/setup.js'
-import { addProvider, withOwner } from '../../src/database/providers.js'
+import { gatewayUrl, GATEWAY_ROLE } from '../../src/database/setup.js'
+import { withOwner } from '../../src/database/providers.js'
 import { createAuthorizer } from '../../src/auth/authorizer.js'
 import { startGateway } from '../../src/gateway/gateway.js'
 import { AuditTrail } from '../../src/observability/audit.js'
 import { silentLogger } from '../../src/observability/logger.js'
 import type { GatewayEvent } from '../../src/observability/events.js'
-import { generateSigningKey, type SigningKey } from '../../src/keys/generate.js'
-import { signToken } from '../../src/tokens/sign.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import type { TestDatabase } from '../helpers/postgres.js'
+import { createAppDatabase, type AppDatabase } from '../helpers/app-database.js'
 import { sqlstate } from '../helpers/roles.js'
 
+let appDb: AppDatabase
 let db: TestDatabase
-let key: SigningKey
 let gwUrl: string
 let gw: pg.Client
 let ownerName: string
 
 before(async () => {
-  db = await createTestDatabase()
-  await setup(db.url)
-  key = await generateSigningKey({ alg: 'ES256' })
-  await withOwner(db.url, async (c) => {
-    await addProvider(c, { name: 'app', jwks: { keys: [key.publicJwk as Record<string, unknown>] } })
-    await c.query(`create table notes (owner text not null, body text not null);
+  appDb = await createAppDatabase(`create table notes (owner text not null, body text not null);
       alter table notes enable row level security;
       create policy own on notes to authenticated using (owner = (select auth.user_id()));
       insert into notes values ('alice', 'a'), ('bob', 'b');
       create table secrets (x text); insert into secrets values ('owner only');`)
+  db = appDb.db
+  await withOwner(db.url, async (c) => {
     ownerName = (await c.query('select current_user as u')).rows[0].u
   })
   gwUrl = await gatewayUrl(db.url)
@@ -48,7 +44,7 @@ after(async () => {
   await db?.close()
 })
 
-const token = (sub: string) => signToken({ privateJwk: key.privateJwk, sub, expiresIn: '1h' })
+const token = (sub: string) => appDb.token(sub)
 
 test('the gateway role is NOINHERIT NOBYPASSRLS, no superuser, member of nothing, owns nothing', async () => {
   const r = await withOwner(db.url, async (c) => (await c.query(`select r.rolsuper, r.rolinherit, r.rolbypassrls, r.rolcreaterole, r.rolcreatedb,

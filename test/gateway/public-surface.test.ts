@@ -9,27 +9,19 @@ import assert from 'node:assert/strict'
 import { neon, neonConfig } from '@neondatabase/serverless'
 import { startGateway, type Gateway } from 'pg-authorize/gateway'
 import * as root from 'pg-authorize'
-import { setup } from '../../src/database/setup.js'
-import { addProvider, withOwner } from '../../src/database/providers.js'
-import { generateSigningKey, type SigningKey } from '../../src/keys/generate.js'
-import { signToken } from '../../src/tokens/sign.js'
-import { createTestDatabase, type TestDatabase } from '../helpers/postgres.js'
+import type { TestDatabase } from '../helpers/postgres.js'
+import { createAppDatabase, type AppDatabase } from '../helpers/app-database.js'
 
+let appDb: AppDatabase
 let db: TestDatabase
-let key: SigningKey
 let gw: Gateway
 before(async () => {
-  db = await createTestDatabase()
-  await setup(db.url)
-  key = await generateSigningKey({ alg: 'ES256' })
-  await withOwner(db.url, async (c) => {
-    await addProvider(c, { name: 'app', jwks: { keys: [key.publicJwk as Record<string, unknown>] } })
-    await c.query(`create table notes (id int primary key, owner text not null);
+  appDb = await createAppDatabase(`create table notes (id int primary key, owner text not null);
       insert into notes values (1, 'alice'), (2, 'bob');
       grant select on notes to authenticated;
       alter table notes enable row level security;
       create policy own on notes to authenticated using (owner = (select auth.user_id()))`)
-  })
+  db = appDb.db
   gw = await startGateway({ databaseUrl: db.url, port: 0, pgPort: false })
 })
 after(async () => {
@@ -37,7 +29,7 @@ after(async () => {
   await db?.close()
 })
 
-const token = (sub: string) => signToken({ privateJwk: key.privateJwk, sub, expiresIn: '10m' })
+const token = (sub: string) => appDb.token(sub, '10m')
 
 test("import { startGateway } from 'pg-authorize/gateway': the Neon client sees its own rows only", async () => {
   neonConfig.fetchEndpoint = `${gw.url}/sql`

@@ -6,10 +6,10 @@
  */
 import { execFileSync, spawn } from 'node:child_process'
 import { accessSync, chmodSync, chownSync, constants, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
-import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
 import pg from 'pg'
+import { freePort } from '../../src/database/embedded.js'
 import { program, type External } from './requires.js'
 
 /** Debian's path first: /usr/sbin is not on every PATH. */
@@ -46,17 +46,6 @@ export interface PgBouncer {
   /** Its log so far (for a failing test's message). */
   log(): string
   stop(): Promise<void>
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer()
-    s.once('error', reject)
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port
-      s.close(() => resolve(port))
-    })
-  })
 }
 
 const quote = (v: string) => `"${v.replace(/"/g, '""')}"`

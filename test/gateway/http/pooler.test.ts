@@ -12,35 +12,30 @@ import { neon, neonConfig } from '@neondatabase/serverless'
 import pg from 'pg'
 import { startGateway, type Gateway } from '../../../src/gateway/gateway.js'
 import { parsePoolerUrl } from '../../../src/gateway/http/pooler.js'
-import { setup } from '../../../src/database/setup.js'
-import { addProvider, withOwner } from '../../../src/database/providers.js'
-import { generateSigningKey, type SigningKey } from '../../../src/keys/generate.js'
-import { signToken } from '../../../src/tokens/sign.js'
-import { createTestDatabase, type TestDatabase } from '../../helpers/postgres.js'
+import { withOwner } from '../../../src/database/providers.js'
+import type { TestDatabase } from '../../helpers/postgres.js'
+import { createAppDatabase, type AppDatabase } from '../../helpers/app-database.js'
 import { PGBOUNCER, startPgBouncer, type PgBouncer } from '../../helpers/pgbouncer.js'
 import { needs } from '../../helpers/requires.js'
 import { eventually } from '../../helpers/wait.js'
 
 const skip = needs(PGBOUNCER)
 
+let appDb: AppDatabase
 let db: TestDatabase
-let key: SigningKey
 let bouncer: PgBouncer
 let a: Gateway
 let b: Gateway
 
 before(async () => {
   if (skip) return
-  db = await createTestDatabase()
-  await setup(db.url)
-  key = await generateSigningKey({ alg: 'ES256' })
-  const users = await withOwner(db.url, async (c) => {
-    await addProvider(c, { name: 'app', jwks: { keys: [key.publicJwk as Record<string, unknown>] } })
-    await c.query(`create table notes (id int primary key, owner text not null);
+  appDb = await createAppDatabase(`create table notes (id int primary key, owner text not null);
       insert into notes select i, case when i % 2 = 0 then 'bob' else 'alice' end from generate_series(1, 6) i;
       grant select on notes to authenticated;
       alter table notes enable row level security;
       create policy own on notes to authenticated using (owner = (select auth.user_id()))`)
+  db = appDb.db
+  const users = await withOwner(db.url, async (c) => {
     // The pooler's auth_file: the restricted roles' own passwords (docs/deployment.md).
     const r = await c.query<{ role: string; password: string }>('select role, password from pgauthorize.role_credentials')
     return Object.fromEntries(r.rows.map((row) => [row.role, row.password]))
@@ -65,7 +60,7 @@ after(async () => {
   await db?.close()
 })
 
-const token = (sub: string) => signToken({ privateJwk: key.privateJwk, sub, expiresIn: '10m' })
+const token = (sub: string) => appDb.token(sub, '10m')
 async function as(gw: Gateway, sub: string) {
   neonConfig.fetchEndpoint = `${gw.url}/sql`
   return neon(`postgresql://authenticated@db.localtest.me/${db.database}`, { authToken: await token(sub) })
